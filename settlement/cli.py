@@ -1,0 +1,286 @@
+"""The `settle` command line: thin wrappers that parse options, call the library and print.
+
+Exit codes (SPEC §5): 0 success; 2 bad arguments, configuration or unreadable input files
+(one clear line on stderr, nothing written); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import DEFAULT_CONFIG_DIR, SAMPLE_DATA_DIR
+from .config import load_config
+from .errors import SettlementError, UsageError
+from .money import format_yuan
+from .period import Month
+from .reasons import REASONS
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def friendly(func):
+    """Turn SettlementError into one line on stderr and its exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SettlementError as exc:
+            _fail(f"错误：{exc}", exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            if os.environ.get("SETTLE_DEBUG"):
+                traceback.print_exc()
+            _fail(f"内部错误：{type(exc).__name__}: {exc}（设置 SETTLE_DEBUG=1 可查看详细信息）", 1)
+
+    return wrapper
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    return lambda message: click.echo(f"[settle] {message}", err=True)
+
+
+def _month(_ctx, _param, value: str | None) -> Month | None:
+    if value is None:
+        return None
+    try:
+        return Month.parse(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _league(_ctx, _param, value: str | None) -> str | None:
+    if value is not None and not (len(value) == 6 and value.isdigit()):
+        raise click.BadParameter(f"盟市代码“{value}”应为6位数字，如 150700")
+    return value
+
+
+config_option = click.option(
+    "--config", "config_dir", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_DIR,
+    show_default="项目的 config/", help="配置目录：companies.toml、policies/、divisions/。",
+)
+league_option = click.option("--league", required=True, callback=_league,
+                             help="盟市代码（6位），如 150700 呼伦贝尔市。")
+month_option = click.option("--month", required=True, callback=_month,
+                            help="结算月份 YYYY-MM，如 2025-03。")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="village-courier-settlement")
+def main() -> None:
+    """快递进村补贴结算引擎 — courier-to-village subsidy settlement (内政办发〔2022〕39号 十四).
+
+    \b
+    结算一个盟市一个月：   settle run --league 150700 --month 2025-03 --logs logs/
+    企业预检提交文件：     settle validate logs/*.csv --league 150700 --month 2025-03
+    生成示例数据：         settle sample --league 150700 --month 2025-03 --rows 10000 -o x.csv
+    在自带样例上演示：     settle demo
+    """
+
+
+@main.command()
+@league_option
+@month_option
+@click.option("--logs", "logs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="投递日志文件或目录（CSV/Parquet/XLSX），可重复指定。")
+@config_option
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"),
+              show_default=True, help="输出目录。")
+@click.option("--store", type=click.Path(path_type=Path), default=None,
+              help="结算库（DuckDB 文件），默认 <out>/settlement.duckdb。")
+@click.option("--memory-limit", default=None, help="DuckDB 内存上限，如 2GB。")
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@friendly
+def run(league, month, logs, config_dir, out_dir, store, memory_limit, quiet) -> None:
+    """Settle one 盟市-month: ledger, rejects, units and manifest under --out.
+
+    Re-running a 盟市-month replaces its outputs and supersedes its earlier run in the store.
+    """
+    from .engine import settle_month
+
+    cfg = load_config(config_dir)
+    result = settle_month(cfg, league, month, logs, out_dir, store, _progress(quiet), memory_limit)
+    _print_run(result)
+
+
+def _print_run(result) -> None:
+    m = result.manifest
+    c, t, b = m["counts"], m["totals"], m["budget"]
+    click.echo(f"结算完成  {m['league_name']}（{m['league_code']}） {m['month']}  批次 {m['run_id']}")
+    click.echo(f"  输入 {c['rows_in']:,} 行：受理 {c['parcels']:,} 件，剔除 {c['rejects']:,} 行")
+    for code, n in c["by_reason"].items():
+        click.echo(f"    {code:<16}{REASONS[code]}  {n:,}")
+    click.echo(f"  基础补贴 {format_yuan(t['gross_fen'])} 元  盈亏平衡核减 "
+               f"{format_yuan(t['breakeven_reduction_fen'])} 元  预算调减 "
+               f"{format_yuan(t['budget_reduction_fen'])} 元")
+    avail = "不限" if b["available_fen"] is None else f"{format_yuan(b['available_fen'])} 元"
+    click.echo(f"  应付补贴 {format_yuan(t['subsidy_fen'])} 元（{t['subsidy_fen']:,} 分）  本月可用预算 {avail}")
+    if result.superseded:
+        click.echo(f"  已取代此前批次 {result.superseded}")
+    click.echo(f"  清单 {result.manifest_path}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@league_option
+@month_option
+@config_option
+@click.option("--store", type=click.Path(path_type=Path), default=None,
+              help="结算库：给出时同时检查已在其他月份结算的运单（ALREADY_SETTLED）。")
+@click.option("--examples", default=5, show_default=True, type=click.IntRange(0, 1000),
+              help="每种原因显示的前几行。")
+@click.option("--rejects-out", type=click.Path(path_type=Path), default=None,
+              help="把全部剔除行写到此文件（.csv、.xlsx 或 .parquet）；默认不写任何文件。")
+@friendly
+def validate(files, league, month, config_dir, store, examples, rejects_out) -> None:
+    """A courier company's pre-check: the run's validation on FILES, writing nothing.
+
+    Prints rows accepted and rejected per file, counts by reason, and the first rows of each
+    reason with the column and value at fault. Exit 0 even when rows are rejected.
+    """
+    from .engine import validate_logs
+
+    cfg = load_config(config_dir)
+    report = validate_logs(cfg, league, month, files, store, examples)
+    click.echo(f"预检 {league} {month}：共 {report.rows:,} 行，可受理 {report.accepted:,} 行，"
+               f"将剔除 {report.rows - report.accepted:,} 行")
+    for f in report.inputs:
+        enc = f" {f['encoding']}" if f["encoding"] else ""
+        click.echo(f"  {f['path']}（{f['format']}{enc}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
+                   f"剔除 {f['rejected']:,}")
+    if report.by_file_reason:
+        click.echo("剔除原因（按文件）：")
+        for r in report.by_file_reason:
+            click.echo(f"  {r['source_file']}  {r['reason_code']:<16}{r['reason']}  {r['rows']:,}")
+    for code in REASONS:
+        rows = report.examples.get(code)
+        if not rows:
+            continue
+        click.echo(f"{code} {REASONS[code]}（共 {report.by_reason[code]:,} 行），前 {len(rows)} 行：")
+        for row in rows:
+            click.echo(f"  {row['source_file']} 第 {row['source_row']} 行  运单号 "
+                       f"{row['waybill_no'] or '（空）'}：{row['detail']}")
+    if rejects_out is not None:
+        _write_table(report.rejects, rejects_out)
+        click.echo(f"剔除明细已写入 {rejects_out}")
+
+
+def _write_table(table, path: Path) -> None:
+    import polars as pl
+
+    df = pl.from_arrow(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        df.write_parquet(path)
+    elif suffix == ".xlsx":
+        df.write_excel(path, autofit=True)
+    elif suffix == ".csv":
+        path.write_bytes(b"\xef\xbb\xbf" + df.write_csv().encode("utf-8"))  # BOM: Excel opens it
+    else:
+        raise UsageError(f"不支持的输出格式 {path.name}（应为 .csv、.xlsx 或 .parquet）")
+
+
+def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
+    from .sample import FAULTS
+
+    out: dict[str, float] = {}
+    for value in values:
+        kind, _, share = value.partition("=")
+        if kind not in FAULTS:
+            raise click.BadParameter(f"未知的错误类型 {kind}，可选：{', '.join(FAULTS)}")
+        try:
+            out[kind] = float(share)
+        except ValueError:
+            raise click.BadParameter(f"“{value}”应为 KIND=SHARE，如 duplicate=0.01") from None
+    return out
+
+
+@main.command()
+@league_option
+@month_option
+@click.option("--rows", type=click.IntRange(1), default=10_000, show_default=True, help="行数。")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="输出文件。")
+@click.option("--format", "fmt", type=click.Choice(["csv", "gbk", "parquet", "xlsx"]), default=None,
+              help="csv（UTF-8，英文表头）、gbk（GBK 编码，中文表头）、parquet（带类型）、xlsx（中文表头）；默认按扩展名。")
+@click.option("--seed", type=int, default=1, show_default=True, help="随机种子：相同参数生成相同文件。")
+@click.option("--faults", "fault_share", type=click.FloatRange(0, 0.08), default=0.0, show_default=True,
+              help="每种错误的比例（各类相同），如 0.005。")
+@click.option("--fault", "fault_overrides", multiple=True, callback=_fault,
+              help="单独设置某类错误的比例 KIND=SHARE，可重复，如 --fault duplicate=0.02。")
+@click.option("--companies", default=None, help="只生成这些企业，逗号分隔，如 ZTO,YTO。")
+@click.option("--reclaim", type=click.Path(exists=True, path_type=Path), default=None,
+              help="从此前月份的日志中重复申报部分运单号（产生 ALREADY_SETTLED）。")
+@click.option("--reclaim-share", type=click.FloatRange(0, 0.5), default=0.01, show_default=True)
+@config_option
+@friendly
+def sample(league, month, rows, output, fmt, seed, fault_share, fault_overrides, companies,
+           reclaim, reclaim_share, config_dir) -> None:
+    """Generate realistic delivery logs for one 盟市-month from the real village registry."""
+    from .ingest import read_log_file
+    from .sample import FAULTS, generate, write
+
+    cfg = load_config(config_dir)
+    faults = {k: fault_share for k in FAULTS if fault_share} | fault_overrides
+    previous = read_log_file(reclaim)[0] if reclaim else None
+    df = generate(cfg, league, month, rows, seed, faults,
+                  companies.split(",") if companies else None,
+                  previous, reclaim_share if reclaim else 0.0)
+    fmt = fmt or {".parquet": "parquet", ".xlsx": "xlsx"}.get(output.suffix.lower(), "csv")
+    write(df, output, fmt)
+    click.echo(f"已生成 {output}（{fmt}，{df.height:,} 行）")
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
+              show_default=True, help="输出目录（会被清空后重建）。")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=SAMPLE_DATA_DIR,
+              show_default="项目的 sample_data/", help="样例数据：<盟市代码>/<YYYY-MM>/ 下的日志。")
+@config_option
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@friendly
+def demo(out_dir, data_dir, config_dir, quiet) -> None:
+    """Settle the bundled sample end to end; print payouts by company and 旗县."""
+    import shutil
+
+    from .engine import settle_month
+
+    cfg = load_config(config_dir)
+    jobs = sorted(
+        (Month.parse(m.name), l.name, m)
+        for l in sorted(Path(data_dir).iterdir()) if l.is_dir()
+        for m in sorted(l.iterdir()) if m.is_dir()
+    )
+    if not jobs:
+        raise UsageError(f"{data_dir} 下没有 <盟市代码>/<YYYY-MM>/ 样例数据")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    counties = cfg.county_names()
+    grand = 0
+    for month, league, path in jobs:
+        result = settle_month(cfg, league, month, [path], out_dir, None, _progress(quiet))
+        _print_run(result)
+        click.echo(f"  {'企业':<8}{'旗县':<22}{'件数':>8}{'应付补贴(元)':>14}")
+        for p in result.payouts:
+            name = f"{p['county_code']} {counties.get(p['county_code'], '')}"
+            click.echo(f"  {p['company']:<10}{name:<22}{p['parcels']:>8,}{format_yuan(p['subsidy_fen']):>16}")
+        grand += result.manifest["totals"]["subsidy_fen"]
+        click.echo("")
+    click.echo(f"样例结算合计应付补贴 {format_yuan(grand)} 元；输出在 {out_dir}/，"
+               f"审计查询：duckdb {out_dir}/settlement.duckdb -readonly")
+
+
+if __name__ == "__main__":
+    main()

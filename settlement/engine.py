@@ -1,0 +1,235 @@
+"""One 盟市-month from raw logs to published outputs; and the courier companies' pre-check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .config import Config
+from .ingest import InputFile, read_logs
+from .outputs import discard, publish, sha256_file, write_staged
+from .period import Month
+from .rules import PIPELINE, VALIDATION, connect, load_inputs, run_sql
+from .store import record_run
+
+Progress = Callable[[str], None] | None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    league_code: str
+    month: str
+    manifest: dict
+    manifest_path: Path
+    superseded: str | None
+    payouts: list[dict] = field(default_factory=list)  # by company and county
+
+
+def new_run_id(league: str, month: Month) -> str:
+    """A unique, sortable, path-safe run id: 150700-2025-03-20261126T213000Z-3fa2c1."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{league}-{month}-{stamp}-{secrets.token_hex(3)}"
+
+
+def _combined_sha(hashes: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+def _rows(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _per_file(con, inputs: list[InputFile]) -> list[dict]:
+    counts = {
+        r["source_file"]: r
+        for r in _rows(con, """
+            SELECT source_file, COUNT(*) FILTER (WHERE reason_code IS NULL) AS accepted,
+                   COUNT(*) FILTER (WHERE reason_code IS NOT NULL) AS rejected
+            FROM checked GROUP BY source_file""")
+    }
+    out = []
+    for f in inputs:
+        c = counts.get(f.path, {"accepted": 0, "rejected": 0})
+        out.append({
+            "path": f.path, "format": f.format, "encoding": f.encoding, "sha256": f.sha256,
+            "size_bytes": f.size_bytes, "rows": f.rows,
+            "accepted": c["accepted"], "rejected": c["rejected"],
+        })
+    return out
+
+
+def settle_month(
+    cfg: Config, league: str, month: Month, logs: Iterable[str | Path], out_dir: Path,
+    store: Path | None = None, progress: Progress = None, memory_limit: str | None = None,
+) -> RunResult:
+    """Settle one 盟市-month: read logs, apply sql/, publish Parquet, manifest and store record."""
+    say = progress or (lambda _msg: None)
+    policy = cfg.policy(league)
+    started = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(league, month)
+    store = store if store is not None else out_dir / "settlement.duckdb"
+    frame, inputs = read_logs(logs, progress=say)
+    say(f"共读取 {frame.height:,} 行，开始结算 {league} {month}")
+
+    con = connect(memory_limit)
+    staging = out_dir / ".staging" / run_id
+    try:
+        load_inputs(con, cfg, league, month, run_id, frame, store)
+        del frame
+        run_sql(con, PIPELINE, progress=say)
+        say("写出 Parquet")
+        outputs = write_staged(con, staging, league, str(month))
+        manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
+        payouts = _rows(con, """
+            SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
+                   SUM(subsidy_fen) AS subsidy_fen
+            FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""")
+    finally:
+        con.close()
+    try:
+        manifest_file = publish(staging, out_dir, league, str(month), manifest)
+        t = manifest["totals"]
+        superseded = record_run(
+            store,
+            {
+                "run_id": run_id, "league_code": league, "month": str(month),
+                "started_at": started.replace(tzinfo=None),
+                "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                "input_sha256": manifest["input_sha256"],
+                "config_sha256": manifest["config_sha256"],
+                "manifest_sha256": sha256_file(manifest_file),
+                "out_dir": str(out_dir.resolve()),
+                "rows_in": manifest["counts"]["rows_in"],
+                "parcels": manifest["counts"]["parcels"],
+                "rejects": manifest["counts"]["rejects"],
+                "gross_fen": t["gross_fen"],
+                "after_breakeven_fen": t["after_breakeven_fen"],
+                "subsidy_fen": t["subsidy_fen"],
+                "budget_available_fen": manifest["budget"]["available_fen"],
+            },
+            out_dir / "ledger" / f"league={league}" / f"month={month}" / "part-0.parquet",
+            out_dir,
+        )
+    finally:
+        discard(staging)
+    say(f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {t['subsidy_fen']:,} 分")
+    return RunResult(run_id, league, str(month), manifest, manifest_file, superseded, payouts)
+
+
+def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs) -> dict:
+    counts = con.execute("""
+        SELECT (SELECT COUNT(*) FROM checked), (SELECT COUNT(*) FROM ledger_out),
+               (SELECT COUNT(*) FROM rejects_out)""").fetchone()
+    by_reason = dict(con.execute(
+        "SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1 ORDER BY 1").fetchall())
+    totals = _rows(con, """
+        SELECT CAST(COALESCE(SUM(gross_fen), 0) AS BIGINT) AS gross_fen,
+               CAST(COALESCE(SUM(after_breakeven_fen), 0) AS BIGINT) AS after_breakeven_fen,
+               CAST(COALESCE(SUM(subsidy_fen), 0) AS BIGINT) AS subsidy_fen,
+               COUNT(*) AS units
+        FROM units""")[0]
+    totals["breakeven_reduction_fen"] = totals["gross_fen"] - totals["after_breakeven_fen"]
+    totals["budget_reduction_fen"] = totals["after_breakeven_fen"] - totals["subsidy_fen"]
+    budget = _rows(con, "SELECT * FROM budget")[0]
+    used = {r[0] for r in con.execute("SELECT DISTINCT version_id FROM parcels").fetchall()}
+    versions = [
+        {
+            "id": v.id, "reference": v.reference, "effective_from": str(v.effective_from),
+            "effective_to": str(v.effective_to) if v.effective_to else None,
+            "parcels_settled": v.id in used,
+        }
+        for v in policy.versions_overlapping(month.start, month.last_day)
+    ]
+    return {
+        "manifest_version": 1,
+        "engine_version": __version__,
+        "run_id": run_id,
+        "league_code": league,
+        "league_name": policy.league_name,
+        "month": str(month),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "policy": {
+            "file": str(policy.path.relative_to(cfg.root)),
+            "scope": policy.scope,
+            "budget_rule": policy.budget_rule,
+            "versions": versions,
+        },
+        "config_files": cfg.files,
+        "config_sha256": _combined_sha(f"{k}:{v}" for k, v in sorted(cfg.files.items())),
+        "inputs": _per_file(con, inputs),
+        "input_sha256": _combined_sha(sorted(f.sha256 for f in inputs)),
+        "outputs": outputs,
+        "counts": {"rows_in": counts[0], "parcels": counts[1], "rejects": counts[2],
+                   "by_reason": by_reason},
+        "totals": totals,
+        "budget": {
+            "rule": budget["budget_rule"],
+            "budget_year_start": budget["budget_year_start"],
+            "month_index": budget["budget_month_index"],
+            "annual_fen": budget["annual_budget_fen"],
+            "paid_before_fen": budget["paid_before_fen"],
+            "available_fen": budget["available_fen"],
+            "requested_fen": budget["requested_fen"],
+            "prorated": budget["available_fen"] is not None
+            and budget["requested_fen"] > budget["available_fen"],
+        },
+    }
+
+
+@dataclass
+class ValidationReport:
+    inputs: list[dict]
+    by_reason: dict[str, int]
+    by_file_reason: list[dict]
+    examples: dict[str, list[dict]]
+    rows: int
+    accepted: int
+    rejects: object  # pyarrow.Table of every rejected row
+
+
+def validate_logs(
+    cfg: Config, league: str, month: Month, logs: Iterable[str | Path],
+    store: Path | None = None, examples: int = 5,
+) -> ValidationReport:
+    """The same validation as a run, writing nothing: counts by reason and file, first rows."""
+    frame, inputs = read_logs(logs)
+    con = connect()
+    try:
+        load_inputs(con, cfg, league, month, "validate", frame, store)
+        run_sql(con, VALIDATION)
+        per_file = _per_file(con, inputs)
+        by_reason = dict(con.execute(
+            "SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1").fetchall())
+        by_file_reason = _rows(con, """
+            SELECT source_file, reason_code, reason, COUNT(*) AS rows
+            FROM rejects_out GROUP BY ALL ORDER BY source_file, reason_code""")
+        example_rows = _rows(con, """
+            SELECT * EXCLUDE (rn, run_id) FROM (
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY reason_code
+                                             ORDER BY source_file, source_row) AS rn
+                FROM rejects_out) WHERE rn <= ? ORDER BY reason_code, source_file, source_row""",
+            [examples])
+        rejects = con.execute("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
+        total = con.execute("SELECT COUNT(*) FROM checked").fetchone()[0]
+    finally:
+        con.close()
+    grouped: dict[str, list[dict]] = {}
+    for row in example_rows:
+        grouped.setdefault(row["reason_code"], []).append(row)
+    return ValidationReport(per_file, by_reason, by_file_reason, grouped, total,
+                            total - sum(by_reason.values()), rejects)
+
+
+def load_manifest(path: Path) -> dict:
+    """Read a manifest JSON."""
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,270 @@
+"""Reading courier companies' delivery logs with Polars (SPEC §2).
+
+Every file becomes the same all-text frame: the eight SPEC columns (text stripped of surrounding
+white space, blanks as null), plus `source_file` and `source_row` (1-based data row). Typing and
+validation happen later, in SQL, so that a bad value becomes a `MALFORMED` row, not a lost one.
+Numbers that arrive typed (Excel cells, Parquet doubles) are turned into the shortest decimal
+text that round-trips, so 0.75 stays "0.75" and never becomes 0.74999….
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .errors import InputFileError
+
+FIELDS: tuple[str, ...] = (
+    "waybill_no", "company", "delivered_at", "village_code",
+    "distance_km", "cost_yuan", "revenue_yuan", "proof",
+)
+REQUIRED: tuple[str, ...] = FIELDS[:6]
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "waybill_no": ("运单号",),
+    "company": ("快递企业", "企业编码"),
+    "delivered_at": ("签收时间",),
+    "village_code": ("嘎查村代码", "村代码"),
+    "distance_km": ("派送距离", "派送距离(公里)"),
+    "cost_yuan": ("派送成本", "单件成本(元)"),
+    "revenue_yuan": ("派费收入", "派费收入(元)"),
+    "proof": ("签收方式", "妥投凭证"),
+}
+CHINESE_NAME = {field: aliases[0] for field, aliases in HEADER_ALIASES.items()}
+SUFFIXES = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}
+#: Identifier columns whose whole-number floats (Excel, Parquet) must print without ".0".
+IDENTIFIERS = ("waybill_no", "village_code", "company")
+TIME_ZONE = "Asia/Shanghai"
+
+
+def _normalise_header(name: str) -> str:
+    text = unicodedata.normalize("NFKC", str(name)).replace("\ufeff", "")
+    return "".join(text.split()).lower()
+
+
+_HEADER_LOOKUP: dict[str, str] = {
+    _normalise_header(alias): field
+    for field, aliases in HEADER_ALIASES.items()
+    for alias in (field, *aliases)
+}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One log file as read: where it is, what it held, and its SHA-256."""
+
+    path: str
+    format: str
+    encoding: str | None
+    sha256: str
+    size_bytes: int
+    rows: int
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named directly, plus the CSV/Parquet/XLSX files under named directories (sorted)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith((".", "~$"))
+            )
+            if not found:
+                raise InputFileError(path, "目录中没有 CSV、Parquet 或 XLSX 文件")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputFileError(path, "文件不存在")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key in seen:
+            raise InputFileError(f, "同一文件被重复指定")
+        seen.add(key)
+        unique.append(f)
+    return unique
+
+
+def map_headers(columns: Sequence[str], path: Path) -> dict[str, str]:
+    """SPEC field -> the file's column; a required column missing or a field twice is refused."""
+    mapping: dict[str, str] = {}
+    for column in columns:
+        field = _HEADER_LOOKUP.get(_normalise_header(column))
+        if field is None:
+            continue  # extra columns are ignored (SPEC §2)
+        if field in mapping:
+            raise InputFileError(
+                path, f"列“{mapping[field]}”和“{column}”都对应字段 {field}，无法确定使用哪一列"
+            )
+        mapping[field] = column
+    missing = [f for f in REQUIRED if f not in mapping]
+    if missing:
+        names = "、".join(f"{f}（{CHINESE_NAME[f]}）" for f in missing)
+        raise InputFileError(path, f"缺少必需的列 {names}")
+    return mapping
+
+
+def _decode_csv(data: bytes, path: Path) -> tuple[bytes, str]:
+    """UTF-8 (with or without BOM) as is; otherwise GB18030 (a superset of GBK) re-encoded."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data, encoding = data[3:], "utf-8-sig"
+    else:
+        encoding = "utf-8"
+    try:
+        data.decode("utf-8")
+        return data, encoding
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030").encode("utf-8"), "gb18030"
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            path, f"既不是 UTF-8 也不是 GBK/GB18030 编码（第 {exc.start} 字节处无法解码）"
+        ) from None
+
+
+def _sniff_separator(data: bytes) -> str:
+    first_line = data.split(b"\n", 1)[0]
+    if b"," not in first_line:
+        for sep in (b"\t", b";", b"|"):
+            if sep in first_line:
+                return sep.decode()
+    return ","
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _read_csv(data: bytes, path: Path) -> tuple[pl.DataFrame, str]:
+    data, encoding = _decode_csv(data, path)
+    if not data.strip():
+        raise InputFileError(path, "文件为空")
+    try:
+        df = pl.read_csv(
+            io.BytesIO(data), infer_schema=False, separator=_sniff_separator(data),
+            raise_if_empty=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - polars raises several kinds
+        raise InputFileError(path, f"CSV 无法解析：{_first_line(exc)}") from None
+    return df, encoding
+
+
+def _read_parquet(data: bytes, path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001
+        raise InputFileError(path, f"Parquet 无法读取：{_first_line(exc)}") from None
+
+
+def _read_xlsx(data: bytes, path: Path) -> pl.DataFrame:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(data)
+        if not reader.sheet_names:
+            raise InputFileError(path, "工作簿中没有工作表")
+        # dtypes="string": calamine formats numbers the way Excel shows them (12-digit codes
+        # without ".0", 0.75 as "0.75") and dates as "YYYY-MM-DD HH:MM:SS".
+        return reader.load_sheet(0, dtypes="string").to_polars()
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InputFileError(path, f"XLSX 无法读取：{_first_line(exc)}") from None
+
+
+def _as_text(series: pl.Series, field: str) -> pl.Series:
+    """Typed column -> text, exactly: shortest round-trip decimals, local times, whole-number ids."""
+    dtype = series.dtype
+    if dtype == pl.String:
+        return series
+    if dtype == pl.Null:
+        return series.cast(pl.String)
+    if dtype.is_float() and field in IDENTIFIERS:
+        whole = series.is_finite() & (series == series.floor())
+        return (
+            pl.select(
+                pl.when(whole)
+                .then(series.cast(pl.Int64, strict=False).cast(pl.String))
+                .otherwise(series.cast(pl.String))
+            )
+            .to_series()
+            .alias(series.name)
+        )
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            series = series.dt.convert_time_zone(TIME_ZONE)
+        return series.dt.strftime("%Y-%m-%d %H:%M:%S")
+    if dtype == pl.Date:
+        return series.dt.strftime("%Y-%m-%d")
+    return series.cast(pl.String)
+
+
+def normalise(df: pl.DataFrame, path: Path, source_file: str) -> pl.DataFrame:
+    """Map headers, turn every SPEC column into stripped text (blank -> null), add provenance."""
+    mapping = map_headers(df.columns, path)
+    columns = []
+    for field in FIELDS:
+        if field in mapping:
+            text = _as_text(df.get_column(mapping[field]), field)
+            columns.append(text.str.strip_chars().replace("", None).alias(field))
+        else:
+            columns.append(pl.repeat(None, df.height, dtype=pl.String, eager=True).alias(field))
+    out = pl.DataFrame(columns)
+    return out.with_columns(
+        source_file=pl.lit(source_file, dtype=pl.String),
+        source_row=pl.int_range(1, df.height + 1, dtype=pl.Int64),
+    )
+
+
+def read_log_file(path: Path) -> tuple[pl.DataFrame, InputFile]:
+    """Read one log file into the all-text frame, or raise InputFileError naming the problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(path, f"无法打开：{exc.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        if data[:4] == b"PAR1":
+            kind = "parquet"
+        elif data[:2] == b"PK":
+            kind = "xlsx"
+        else:
+            raise InputFileError(path, "不支持的文件类型（应为 .csv、.parquet 或 .xlsx）")
+    encoding = None
+    if kind == "csv":
+        raw, encoding = _read_csv(data, path)
+    elif kind == "parquet":
+        raw = _read_parquet(data, path)
+    else:
+        raw = _read_xlsx(data, path)
+    frame = normalise(raw, path, str(path))
+    info = InputFile(str(path), kind, encoding, digest, len(data), frame.height)
+    return frame, info
+
+
+def read_logs(paths: Iterable[str | Path], progress=None) -> tuple[pl.DataFrame, list[InputFile]]:
+    """Read every named file (directories expanded) into one frame; refuse a file that can't be read."""
+    frames, infos = [], []
+    files = expand_paths(paths)
+    for i, path in enumerate(files, 1):
+        frame, info = read_log_file(path)
+        frames.append(frame)
+        infos.append(info)
+        if progress:
+            progress(f"读取 {i}/{len(files)}: {path}（{info.rows:,} 行）")
+    if not frames:
+        empty = {f: pl.String for f in FIELDS} | {"source_file": pl.String, "source_row": pl.Int64}
+        return pl.DataFrame(schema=empty), infos
+    return pl.concat(frames, how="vertical"), infos

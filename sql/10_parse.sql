@@ -1,0 +1,65 @@
+-- 10_parse.sql — type every raw input row, and say what is malformed about it.
+--
+-- purpose: turn the all-text rows read by Polars into typed fields; name the first field that
+--          is blank or unparsable (SPEC §4.1 MALFORMED) in Chinese, with its column and value.
+-- inputs:  raw_logs  (settlement/ingest.py: the eight SPEC columns as text, already stripped of
+--                     surrounding white space, blank = NULL; source_file, source_row)
+-- outputs: parsed
+-- grain:   one row per input row
+--
+-- Amounts and distances are DECIMAL(18,6): exact to 0.000001 元 / km (finer digits are rounded
+-- half up by the cast). Times are local (Asia/Shanghai) TIMESTAMPs; '/' and 'T' separators are
+-- accepted: 2025/03/05T14:30 reads as 2025-03-05 14:30:00.
+
+CREATE OR REPLACE TEMP TABLE parsed AS
+WITH typed AS (
+    SELECT
+        source_file,
+        source_row,
+        waybill_no,
+        company,
+        delivered_at                                   AS delivered_at_text,
+        village_code,
+        distance_km                                    AS distance_text,
+        cost_yuan                                      AS cost_text,
+        revenue_yuan                                   AS revenue_text,
+        proof,
+        TRY_STRPTIME(translate(delivered_at, '/T', '- '),
+                     ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d %H:%M:%S.%f'])
+                                                       AS delivered_at,
+        TRY_CAST(distance_km  AS DECIMAL(18, 6))       AS distance_km,
+        TRY_CAST(cost_yuan    AS DECIMAL(18, 6))       AS cost_yuan,
+        TRY_CAST(revenue_yuan AS DECIMAL(18, 6))       AS revenue_yuan
+    FROM raw_logs
+)
+SELECT
+    *,
+    CASE
+        WHEN waybill_no IS NULL
+            THEN '运单号(waybill_no)为空'
+        WHEN length(waybill_no) > 64
+            THEN '运单号(waybill_no)超过64个字符'
+        WHEN company IS NULL
+            THEN '快递企业(company)为空'
+        WHEN delivered_at_text IS NULL
+            THEN '签收时间(delivered_at)为空'
+        WHEN delivered_at IS NULL
+            THEN '签收时间(delivered_at)“' || left(delivered_at_text, 40)
+                 || '”无法识别，应为 YYYY-MM-DD HH:MM[:SS] 的有效日期时间'
+        WHEN village_code IS NULL
+            THEN '嘎查村代码(village_code)为空'
+        WHEN NOT regexp_full_match(village_code, '[0-9]{12}')
+            THEN '嘎查村代码(village_code)“' || left(village_code, 40) || '”不是12位数字'
+                 || CASE WHEN village_code ILIKE '%E+%' THEN '（疑被 Excel 转为科学计数法）' ELSE '' END
+        WHEN distance_text IS NULL
+            THEN '派送距离(distance_km)为空'
+        WHEN distance_km IS NULL
+            THEN '派送距离(distance_km)“' || left(distance_text, 40) || '”不是数字'
+        WHEN cost_text IS NULL
+            THEN '派送成本(cost_yuan)为空'
+        WHEN cost_yuan IS NULL
+            THEN '派送成本(cost_yuan)“' || left(cost_text, 40) || '”不是数字'
+        WHEN revenue_text IS NOT NULL AND revenue_yuan IS NULL
+            THEN '派费收入(revenue_yuan)“' || left(revenue_text, 40) || '”不是数字'
+    END AS malformed_detail
+FROM typed;
