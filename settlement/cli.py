@@ -10,6 +10,7 @@ import functools
 import os
 import sys
 import traceback
+import unicodedata
 from pathlib import Path
 
 import click
@@ -46,6 +47,13 @@ def friendly(func):
     return wrapper
 
 
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """Pad to a display width, counting a Chinese character as two columns."""
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    fill = " " * max(0, width - shown)
+    return fill + text if right else text + fill
+
+
 def _progress(quiet: bool):
     if quiet:
         return None
@@ -68,13 +76,19 @@ def _league(_ctx, _param, value: str | None) -> str | None:
 
 
 config_option = click.option(
-    "--config", "config_dir", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_DIR,
-    show_default="项目的 config/", help="配置目录：companies.toml、policies/、divisions/。",
+    "--config",
+    "config_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG_DIR,
+    show_default="项目的 config/",
+    help="配置目录：companies.toml、policies/、divisions/。",
 )
-league_option = click.option("--league", required=True, callback=_league,
-                             help="盟市代码（6位），如 150700 呼伦贝尔市。")
-month_option = click.option("--month", required=True, callback=_month,
-                            help="结算月份 YYYY-MM，如 2025-03。")
+league_option = click.option(
+    "--league", required=True, callback=_league, help="盟市代码（6位），如 150700 呼伦贝尔市。"
+)
+month_option = click.option(
+    "--month", required=True, callback=_month, help="结算月份 YYYY-MM，如 2025-03。"
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -93,13 +107,29 @@ def main() -> None:
 @main.command()
 @league_option
 @month_option
-@click.option("--logs", "logs", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="投递日志文件或目录（CSV/Parquet/XLSX），可重复指定。")
+@click.option(
+    "--logs",
+    "logs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="投递日志文件或目录（CSV/Parquet/XLSX），可重复指定。",
+)
 @config_option
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"),
-              show_default=True, help="输出目录。")
-@click.option("--store", type=click.Path(path_type=Path), default=None,
-              help="结算库（DuckDB 文件），默认 <out>/settlement.duckdb。")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="输出目录。",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算库（DuckDB 文件），默认 <out>/settlement.duckdb。",
+)
 @click.option("--memory-limit", default=None, help="DuckDB 内存上限，如 2GB。")
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
@@ -118,15 +148,24 @@ def run(league, month, logs, config_dir, out_dir, store, memory_limit, quiet) ->
 def _print_run(result) -> None:
     m = result.manifest
     c, t, b = m["counts"], m["totals"], m["budget"]
-    click.echo(f"结算完成  {m['league_name']}（{m['league_code']}） {m['month']}  批次 {m['run_id']}")
+    click.echo(
+        f"结算完成  {m['league_name']}（{m['league_code']}） {m['month']}  批次 {m['run_id']}"
+    )
     click.echo(f"  输入 {c['rows_in']:,} 行：受理 {c['parcels']:,} 件，剔除 {c['rejects']:,} 行")
-    for code, n in c["by_reason"].items():
-        click.echo(f"    {code:<16}{REASONS[code]}  {n:,}")
-    click.echo(f"  基础补贴 {format_yuan(t['gross_fen'])} 元  盈亏平衡核减 "
-               f"{format_yuan(t['breakeven_reduction_fen'])} 元  预算调减 "
-               f"{format_yuan(t['budget_reduction_fen'])} 元")
+    for code in REASONS:
+        if code not in c["by_reason"]:
+            continue
+        n = c["by_reason"][code]
+        click.echo(f"    {code:<16}{_pad(REASONS[code], 44)}{n:>8,}")
+    click.echo(
+        f"  基础补贴 {format_yuan(t['gross_fen'])} 元  盈亏平衡核减 "
+        f"{format_yuan(t['breakeven_reduction_fen'])} 元  预算调减 "
+        f"{format_yuan(t['budget_reduction_fen'])} 元"
+    )
     avail = "不限" if b["available_fen"] is None else f"{format_yuan(b['available_fen'])} 元"
-    click.echo(f"  应付补贴 {format_yuan(t['subsidy_fen'])} 元（{t['subsidy_fen']:,} 分）  本月可用预算 {avail}")
+    click.echo(
+        f"  应付补贴 {format_yuan(t['subsidy_fen'])} 元（{t['subsidy_fen']:,} 分）  本月可用预算 {avail}"
+    )
     if result.superseded:
         click.echo(f"  已取代此前批次 {result.superseded}")
     click.echo(f"  清单 {result.manifest_path}")
@@ -137,12 +176,25 @@ def _print_run(result) -> None:
 @league_option
 @month_option
 @config_option
-@click.option("--store", type=click.Path(path_type=Path), default=None,
-              help="结算库：给出时同时检查已在其他月份结算的运单（ALREADY_SETTLED）。")
-@click.option("--examples", default=5, show_default=True, type=click.IntRange(0, 1000),
-              help="每种原因显示的前几行。")
-@click.option("--rejects-out", type=click.Path(path_type=Path), default=None,
-              help="把全部剔除行写到此文件（.csv、.xlsx 或 .parquet）；默认不写任何文件。")
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算库：给出时同时检查已在其他月份结算的运单（ALREADY_SETTLED）。",
+)
+@click.option(
+    "--examples",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="每种原因显示的前几行。",
+)
+@click.option(
+    "--rejects-out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="把全部剔除行写到此文件（.csv、.xlsx 或 .parquet）；默认不写任何文件。",
+)
 @friendly
 def validate(files, league, month, config_dir, store, examples, rejects_out) -> None:
     """A courier company's pre-check: the run's validation on FILES, writing nothing.
@@ -154,12 +206,16 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
 
     cfg = load_config(config_dir)
     report = validate_logs(cfg, league, month, files, store, examples)
-    click.echo(f"预检 {league} {month}：共 {report.rows:,} 行，可受理 {report.accepted:,} 行，"
-               f"将剔除 {report.rows - report.accepted:,} 行")
+    click.echo(
+        f"预检 {league} {month}：共 {report.rows:,} 行，可受理 {report.accepted:,} 行，"
+        f"将剔除 {report.rows - report.accepted:,} 行"
+    )
     for f in report.inputs:
         enc = f" {f['encoding']}" if f["encoding"] else ""
-        click.echo(f"  {f['path']}（{f['format']}{enc}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
-                   f"剔除 {f['rejected']:,}")
+        click.echo(
+            f"  {f['path']}（{f['format']}{enc}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
+            f"剔除 {f['rejected']:,}"
+        )
     if report.by_file_reason:
         click.echo("剔除原因（按文件）：")
         for r in report.by_file_reason:
@@ -168,10 +224,14 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         rows = report.examples.get(code)
         if not rows:
             continue
-        click.echo(f"{code} {REASONS[code]}（共 {report.by_reason[code]:,} 行），前 {len(rows)} 行：")
+        click.echo(
+            f"{code} {REASONS[code]}（共 {report.by_reason[code]:,} 行），前 {len(rows)} 行："
+        )
         for row in rows:
-            click.echo(f"  {row['source_file']} 第 {row['source_row']} 行  运单号 "
-                       f"{row['waybill_no'] or '（空）'}：{row['detail']}")
+            click.echo(
+                f"  {row['source_file']} 第 {row['source_row']} 行  运单号 "
+                f"{row['waybill_no'] or '（空）'}：{row['detail']}"
+            )
     if rejects_out is not None:
         _write_table(report.rejects, rejects_out)
         click.echo(f"剔除明细已写入 {rejects_out}")
@@ -213,21 +273,55 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @month_option
 @click.option("--rows", type=click.IntRange(1), default=10_000, show_default=True, help="行数。")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="输出文件。")
-@click.option("--format", "fmt", type=click.Choice(["csv", "gbk", "parquet", "xlsx"]), default=None,
-              help="csv（UTF-8，英文表头）、gbk（GBK 编码，中文表头）、parquet（带类型）、xlsx（中文表头）；默认按扩展名。")
-@click.option("--seed", type=int, default=1, show_default=True, help="随机种子：相同参数生成相同文件。")
-@click.option("--faults", "fault_share", type=click.FloatRange(0, 0.08), default=0.0, show_default=True,
-              help="每种错误的比例（各类相同），如 0.005。")
-@click.option("--fault", "fault_overrides", multiple=True, callback=_fault,
-              help="单独设置某类错误的比例 KIND=SHARE，可重复，如 --fault duplicate=0.02。")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "gbk", "parquet", "xlsx"]),
+    default=None,
+    help="csv（UTF-8，英文表头）、gbk（GBK 编码，中文表头）、parquet（带类型）、xlsx（中文表头）；默认按扩展名。",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="随机种子：相同参数生成相同文件。"
+)
+@click.option(
+    "--faults",
+    "fault_share",
+    type=click.FloatRange(0, 0.08),
+    default=0.0,
+    show_default=True,
+    help="每种错误的比例（各类相同），如 0.005。",
+)
+@click.option(
+    "--fault",
+    "fault_overrides",
+    multiple=True,
+    callback=_fault,
+    help="单独设置某类错误的比例 KIND=SHARE，可重复，如 --fault duplicate=0.02。",
+)
 @click.option("--companies", default=None, help="只生成这些企业，逗号分隔，如 ZTO,YTO。")
-@click.option("--reclaim", type=click.Path(exists=True, path_type=Path), default=None,
-              help="从此前月份的日志中重复申报部分运单号（产生 ALREADY_SETTLED）。")
+@click.option(
+    "--reclaim",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="从此前月份的日志中重复申报部分运单号（产生 ALREADY_SETTLED）。",
+)
 @click.option("--reclaim-share", type=click.FloatRange(0, 0.5), default=0.01, show_default=True)
 @config_option
 @friendly
-def sample(league, month, rows, output, fmt, seed, fault_share, fault_overrides, companies,
-           reclaim, reclaim_share, config_dir) -> None:
+def sample(
+    league,
+    month,
+    rows,
+    output,
+    fmt,
+    seed,
+    fault_share,
+    fault_overrides,
+    companies,
+    reclaim,
+    reclaim_share,
+    config_dir,
+) -> None:
     """Generate realistic delivery logs for one 盟市-month from the real village registry."""
     from .ingest import read_log_file
     from .sample import FAULTS, generate, write
@@ -235,19 +329,39 @@ def sample(league, month, rows, output, fmt, seed, fault_share, fault_overrides,
     cfg = load_config(config_dir)
     faults = {k: fault_share for k in FAULTS if fault_share} | fault_overrides
     previous = read_log_file(reclaim)[0] if reclaim else None
-    df = generate(cfg, league, month, rows, seed, faults,
-                  companies.split(",") if companies else None,
-                  previous, reclaim_share if reclaim else 0.0)
+    df = generate(
+        cfg,
+        league,
+        month,
+        rows,
+        seed,
+        faults,
+        companies.split(",") if companies else None,
+        previous,
+        reclaim_share if reclaim else 0.0,
+    )
     fmt = fmt or {".parquet": "parquet", ".xlsx": "xlsx"}.get(output.suffix.lower(), "csv")
     write(df, output, fmt)
     click.echo(f"已生成 {output}（{fmt}，{df.height:,} 行）")
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
-              show_default=True, help="输出目录（会被清空后重建）。")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=SAMPLE_DATA_DIR,
-              show_default="项目的 sample_data/", help="样例数据：<盟市代码>/<YYYY-MM>/ 下的日志。")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+    help="输出目录（会被清空后重建）。",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=SAMPLE_DATA_DIR,
+    show_default="项目的 sample_data/",
+    help="样例数据：<盟市代码>/<YYYY-MM>/ 下的日志。",
+)
 @config_option
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
@@ -259,9 +373,11 @@ def demo(out_dir, data_dir, config_dir, quiet) -> None:
 
     cfg = load_config(config_dir)
     jobs = sorted(
-        (Month.parse(m.name), l.name, m)
-        for l in sorted(Path(data_dir).iterdir()) if l.is_dir()
-        for m in sorted(l.iterdir()) if m.is_dir()
+        (Month.parse(m.name), league_dir.name, m)
+        for league_dir in sorted(Path(data_dir).iterdir())
+        if league_dir.is_dir()
+        for m in sorted(league_dir.iterdir())
+        if m.is_dir()
     )
     if not jobs:
         raise UsageError(f"{data_dir} 下没有 <盟市代码>/<YYYY-MM>/ 样例数据")
@@ -272,14 +388,28 @@ def demo(out_dir, data_dir, config_dir, quiet) -> None:
     for month, league, path in jobs:
         result = settle_month(cfg, league, month, [path], out_dir, None, _progress(quiet))
         _print_run(result)
-        click.echo(f"  {'企业':<8}{'旗县':<22}{'件数':>8}{'应付补贴(元)':>14}")
+        click.echo(
+            "  "
+            + _pad("企业", 8)
+            + _pad("旗县", 30)
+            + _pad("件数", 8, True)
+            + _pad("应付补贴(元)", 16, True)
+        )
         for p in result.payouts:
             name = f"{p['county_code']} {counties.get(p['county_code'], '')}"
-            click.echo(f"  {p['company']:<10}{name:<22}{p['parcels']:>8,}{format_yuan(p['subsidy_fen']):>16}")
+            click.echo(
+                "  "
+                + _pad(p["company"], 8)
+                + _pad(name, 30)
+                + _pad(f"{p['parcels']:,}", 8, True)
+                + _pad(format_yuan(p["subsidy_fen"]), 16, True)
+            )
         grand += result.manifest["totals"]["subsidy_fen"]
         click.echo("")
-    click.echo(f"样例结算合计应付补贴 {format_yuan(grand)} 元；输出在 {out_dir}/，"
-               f"审计查询：duckdb {out_dir}/settlement.duckdb -readonly")
+    click.echo(
+        f"样例结算合计应付补贴 {format_yuan(grand)} 元；输出在 {out_dir}/，"
+        f"审计查询：duckdb {out_dir}/settlement.duckdb -readonly"
+    )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,9 @@ class PolicyVersion:
 
     def in_force(self, day: dt.date) -> bool:
         """True when this version is in force on `day`."""
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+        return self.effective_from <= day and (
+            self.effective_to is None or day <= self.effective_to
+        )
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,9 @@ def load_companies(path: Path) -> dict[str, Company]:
         revenue = t.get("default_revenue_yuan", "amount", required=False)
         t.done()
         if not COMPANY_CODE_RE.fullmatch(code):
-            raise ConfigError(path, f"company[{i}].code", f"企业编码 {code!r} 应为1–16位大写字母、数字或下划线")
+            raise ConfigError(
+                path, f"company[{i}].code", f"企业编码 {code!r} 应为1–16位大写字母、数字或下划线"
+            )
         if code in companies:
             raise ConfigError(path, f"company[{i}].code", f"企业编码 {code} 重复")
         companies[code] = Company(code, name, revenue)
@@ -314,19 +318,25 @@ def _load_version(
             raise ConfigError(path, f"{where}.area[{i}].class", f"区域类别 {name} 重复定义")
         for code in counties:
             if code not in county_set:
-                raise ConfigError(path, f"{where}.area[{i}].counties", f"旗县 {code} 不属于盟市 {league}")
+                raise ConfigError(
+                    path, f"{where}.area[{i}].counties", f"旗县 {code} 不属于盟市 {league}"
+                )
             if code in seen_county:
                 raise ConfigError(
-                    path, f"{where}.area[{i}].counties",
+                    path,
+                    f"{where}.area[{i}].counties",
                     f"旗县 {code} 同时属于类别 {seen_county[code]} 和 {name}",
                 )
             seen_county[code] = name
         for code in vills:
             if code not in village_set:
-                raise ConfigError(path, f"{where}.area[{i}].villages", f"嘎查村 {code} 不属于盟市 {league}")
+                raise ConfigError(
+                    path, f"{where}.area[{i}].villages", f"嘎查村 {code} 不属于盟市 {league}"
+                )
             if code in seen_village:
                 raise ConfigError(
-                    path, f"{where}.area[{i}].villages",
+                    path,
+                    f"{where}.area[{i}].villages",
                     f"嘎查村 {code} 同时属于类别 {seen_village[code]} 和 {name}",
                 )
             seen_village[code] = name
@@ -344,7 +354,9 @@ def _load_version(
         )
         rt.done()
         if band.area_class not in class_names:
-            raise ConfigError(path, f"{where}.rate[{i}].class", f"区域类别 {band.area_class} 未在 area 中定义")
+            raise ConfigError(
+                path, f"{where}.rate[{i}].class", f"区域类别 {band.area_class} 未在 area 中定义"
+            )
         bands.append(band)
     for name in sorted(class_names):
         _check_bands(name, [b for b in bands if b.area_class == name], path, where)
@@ -362,8 +374,15 @@ def _load_version(
         tiers.append(VolumeTier(up_to, mult))
 
     return PolicyVersion(
-        version_id, reference, effective_from, effective_to, cap, share,
-        tuple(areas), tuple(bands), tuple(sorted(tiers, key=lambda x: x.up_to)),
+        version_id,
+        reference,
+        effective_from,
+        effective_to,
+        cap,
+        share,
+        tuple(areas),
+        tuple(bands),
+        tuple(sorted(tiers, key=lambda x: x.up_to)),
     )
 
 
@@ -374,12 +393,18 @@ def _check_bands(name: str, bands: list[RateBand], path: Path, where: str) -> No
         raise ConfigError(path, key, f"区域类别 {name} 没有费率")
     bands = sorted(bands, key=lambda b: b.distance_from_km)
     if bands[0].distance_from_km != 0:
-        raise ConfigError(path, key, f"距离段应从 0 公里开始，实际从 {bands[0].distance_from_km} 开始")
+        raise ConfigError(
+            path, key, f"距离段应从 0 公里开始，实际从 {bands[0].distance_from_km} 开始"
+        )
     for prev, nxt in zip(bands, bands[1:], strict=False):
         if prev.distance_to_km is None:
-            raise ConfigError(path, key, f"开放式距离段 [{prev.distance_from_km}, ∞) 之后还有距离段（重叠）")
+            raise ConfigError(
+                path, key, f"开放式距离段 [{prev.distance_from_km}, ∞) 之后还有距离段（重叠）"
+            )
         if prev.distance_to_km <= prev.distance_from_km:
-            raise ConfigError(path, key, f"距离段 [{prev.distance_from_km}, {prev.distance_to_km}) 为空")
+            raise ConfigError(
+                path, key, f"距离段 [{prev.distance_from_km}, {prev.distance_to_km}) 为空"
+            )
         if nxt.distance_from_km < prev.distance_to_km:
             raise ConfigError(path, key, f"距离段在 {nxt.distance_from_km} 公里处重叠")
         if nxt.distance_from_km > prev.distance_to_km:
@@ -389,8 +414,14 @@ def _check_bands(name: str, bands: list[RateBand], path: Path, where: str) -> No
     last = bands[-1]
     if last.distance_to_km is not None:
         if last.distance_to_km <= last.distance_from_km:
-            raise ConfigError(path, key, f"距离段 [{last.distance_from_km}, {last.distance_to_km}) 为空")
-        raise ConfigError(path, key, f"最后一个距离段应省略 distance_to_km（覆盖到无穷远），实际止于 {last.distance_to_km}")
+            raise ConfigError(
+                path, key, f"距离段 [{last.distance_from_km}, {last.distance_to_km}) 为空"
+            )
+        raise ConfigError(
+            path,
+            key,
+            f"最后一个距离段应省略 distance_to_km（覆盖到无穷远），实际止于 {last.distance_to_km}",
+        )
 
 
 def load_policy(path: Path, villages: pl.DataFrame, leagues: pl.DataFrame) -> Policy:
@@ -409,7 +440,9 @@ def load_policy(path: Path, villages: pl.DataFrame, leagues: pl.DataFrame) -> Po
     if path.stem != league:
         raise ConfigError(path, "league_code", f"{league} 与文件名 {path.name} 不一致")
 
-    codes = elig.get("urban_rural_codes", "str_list", required=False, default=list(DEFAULT_URBAN_RURAL))
+    codes = elig.get(
+        "urban_rural_codes", "str_list", required=False, default=list(DEFAULT_URBAN_RURAL)
+    )
     for c in codes:
         if not re.fullmatch(r"\d{3}", c):
             raise ConfigError(path, "eligibility.urban_rural_codes", f"{c!r} 不是3位城乡分类代码")
@@ -436,7 +469,8 @@ def load_policy(path: Path, villages: pl.DataFrame, leagues: pl.DataFrame) -> Po
     budget.done()
 
     versions = [
-        _load_version(v, path, f"version[{i}]", league, villages) for i, v in enumerate(versions_raw)
+        _load_version(v, path, f"version[{i}]", league, villages)
+        for i, v in enumerate(versions_raw)
     ]
     if not versions:
         raise ConfigError(path, "version", "至少需要一个政策版本")
@@ -448,12 +482,24 @@ def load_policy(path: Path, villages: pl.DataFrame, leagues: pl.DataFrame) -> Po
     for (_, a), (j, b) in zip(ordered, ordered[1:], strict=False):
         if a.effective_to is None or b.effective_from <= a.effective_to:
             raise ConfigError(
-                path, f"version[{j}].effective_from",
+                path,
+                f"version[{j}].effective_from",
                 f"版本 {b.id} 与版本 {a.id} 的有效期重叠",
             )
     return Policy(
-        path, league, league_name, tuple(codes), max_distance, max_cost, require_proof, scope,
-        default_revenue, annual, rule, start_month, tuple(versions),
+        path,
+        league,
+        league_name,
+        tuple(codes),
+        max_distance,
+        max_cost,
+        require_proof,
+        scope,
+        default_revenue,
+        annual,
+        rule,
+        start_month,
+        tuple(versions),
     )
 
 

@@ -6,9 +6,13 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
+import polars as pl
 
 from . import __version__
 from .config import Config
@@ -51,25 +55,64 @@ def _rows(con, sql: str, params: list | None = None) -> list[dict]:
 def _per_file(con, inputs: list[InputFile]) -> list[dict]:
     counts = {
         r["source_file"]: r
-        for r in _rows(con, """
+        for r in _rows(
+            con,
+            """
             SELECT source_file, COUNT(*) FILTER (WHERE reason_code IS NULL) AS accepted,
                    COUNT(*) FILTER (WHERE reason_code IS NOT NULL) AS rejected
-            FROM checked GROUP BY source_file""")
+            FROM checked GROUP BY source_file""",
+        )
     }
     out = []
     for f in inputs:
         c = counts.get(f.path, {"accepted": 0, "rejected": 0})
-        out.append({
-            "path": f.path, "format": f.format, "encoding": f.encoding, "sha256": f.sha256,
-            "size_bytes": f.size_bytes, "rows": f.rows,
-            "accepted": c["accepted"], "rejected": c["rejected"],
-        })
+        out.append(
+            {
+                "path": f.path,
+                "format": f.format,
+                "encoding": f.encoding,
+                "sha256": f.sha256,
+                "size_bytes": f.size_bytes,
+                "rows": f.rows,
+                "accepted": c["accepted"],
+                "rejected": c["rejected"],
+            }
+        )
     return out
 
 
+@contextmanager
+def compute(
+    cfg: Config,
+    league: str,
+    month: Month,
+    frame: pl.DataFrame,
+    store: Path | None,
+    run_id: str,
+    progress: Progress = None,
+    memory_limit: str | None = None,
+    files: tuple[str, ...] = PIPELINE,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run sql/ on an all-text log frame; yields the connection holding the result tables
+    (checked, rejects_out, parcels, units, budget, ledger_out)."""
+    con = connect(memory_limit)
+    try:
+        load_inputs(con, cfg, league, month, run_id, frame, store)
+        run_sql(con, files, progress=progress)
+        yield con
+    finally:
+        con.close()
+
+
 def settle_month(
-    cfg: Config, league: str, month: Month, logs: Iterable[str | Path], out_dir: Path,
-    store: Path | None = None, progress: Progress = None, memory_limit: str | None = None,
+    cfg: Config,
+    league: str,
+    month: Month,
+    logs: Iterable[str | Path],
+    out_dir: Path,
+    store: Path | None = None,
+    progress: Progress = None,
+    memory_limit: str | None = None,
 ) -> RunResult:
     """Settle one 盟市-month: read logs, apply sql/, publish Parquet, manifest and store record."""
     say = progress or (lambda _msg: None)
@@ -80,28 +123,28 @@ def settle_month(
     frame, inputs = read_logs(logs, progress=say)
     say(f"共读取 {frame.height:,} 行，开始结算 {league} {month}")
 
-    con = connect(memory_limit)
     staging = out_dir / ".staging" / run_id
-    try:
-        load_inputs(con, cfg, league, month, run_id, frame, store)
+    with compute(cfg, league, month, frame, store, run_id, say, memory_limit) as con:
         del frame
-        run_sql(con, PIPELINE, progress=say)
         say("写出 Parquet")
         outputs = write_staged(con, staging, league, str(month))
         manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
-        payouts = _rows(con, """
+        payouts = _rows(
+            con,
+            """
             SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
                    SUM(subsidy_fen) AS subsidy_fen
-            FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""")
-    finally:
-        con.close()
+            FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""",
+        )
     try:
         manifest_file = publish(staging, out_dir, league, str(month), manifest)
         t = manifest["totals"]
         superseded = record_run(
             store,
             {
-                "run_id": run_id, "league_code": league, "month": str(month),
+                "run_id": run_id,
+                "league_code": league,
+                "month": str(month),
                 "started_at": started.replace(tzinfo=None),
                 "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
                 "input_sha256": manifest["input_sha256"],
@@ -128,22 +171,30 @@ def settle_month(
 def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs) -> dict:
     counts = con.execute("""
         SELECT (SELECT COUNT(*) FROM checked), (SELECT COUNT(*) FROM ledger_out),
-               (SELECT COUNT(*) FROM rejects_out)""").fetchone()
-    by_reason = dict(con.execute(
-        "SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1 ORDER BY 1").fetchall())
-    totals = _rows(con, """
+               (SELECT COUNT(*) FROM rejects_out)""").fetchall()[0]
+    by_reason = dict(
+        con.execute(
+            "SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    totals = _rows(
+        con,
+        """
         SELECT CAST(COALESCE(SUM(gross_fen), 0) AS BIGINT) AS gross_fen,
                CAST(COALESCE(SUM(after_breakeven_fen), 0) AS BIGINT) AS after_breakeven_fen,
                CAST(COALESCE(SUM(subsidy_fen), 0) AS BIGINT) AS subsidy_fen,
                COUNT(*) AS units
-        FROM units""")[0]
+        FROM units""",
+    )[0]
     totals["breakeven_reduction_fen"] = totals["gross_fen"] - totals["after_breakeven_fen"]
     totals["budget_reduction_fen"] = totals["after_breakeven_fen"] - totals["subsidy_fen"]
     budget = _rows(con, "SELECT * FROM budget")[0]
     used = {r[0] for r in con.execute("SELECT DISTINCT version_id FROM parcels").fetchall()}
     versions = [
         {
-            "id": v.id, "reference": v.reference, "effective_from": str(v.effective_from),
+            "id": v.id,
+            "reference": v.reference,
+            "effective_from": str(v.effective_from),
             "effective_to": str(v.effective_to) if v.effective_to else None,
             "parcels_settled": v.id in used,
         }
@@ -169,8 +220,12 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
         "inputs": _per_file(con, inputs),
         "input_sha256": _combined_sha(sorted(f.sha256 for f in inputs)),
         "outputs": outputs,
-        "counts": {"rows_in": counts[0], "parcels": counts[1], "rejects": counts[2],
-                   "by_reason": by_reason},
+        "counts": {
+            "rows_in": counts[0],
+            "parcels": counts[1],
+            "rejects": counts[2],
+            "by_reason": by_reason,
+        },
         "totals": totals,
         "budget": {
             "rule": budget["budget_rule"],
@@ -198,36 +253,49 @@ class ValidationReport:
 
 
 def validate_logs(
-    cfg: Config, league: str, month: Month, logs: Iterable[str | Path],
-    store: Path | None = None, examples: int = 5,
+    cfg: Config,
+    league: str,
+    month: Month,
+    logs: Iterable[str | Path],
+    store: Path | None = None,
+    examples: int = 5,
 ) -> ValidationReport:
     """The same validation as a run, writing nothing: counts by reason and file, first rows."""
     frame, inputs = read_logs(logs)
-    con = connect()
-    try:
-        load_inputs(con, cfg, league, month, "validate", frame, store)
-        run_sql(con, VALIDATION)
+    with compute(cfg, league, month, frame, store, "validate", files=VALIDATION) as con:
         per_file = _per_file(con, inputs)
-        by_reason = dict(con.execute(
-            "SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1").fetchall())
-        by_file_reason = _rows(con, """
+        by_reason = dict(
+            con.execute("SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1").fetchall()
+        )
+        by_file_reason = _rows(
+            con,
+            """
             SELECT source_file, reason_code, reason, COUNT(*) AS rows
-            FROM rejects_out GROUP BY ALL ORDER BY source_file, reason_code""")
-        example_rows = _rows(con, """
+            FROM rejects_out GROUP BY ALL ORDER BY source_file, reason_code""",
+        )
+        example_rows = _rows(
+            con,
+            """
             SELECT * EXCLUDE (rn, run_id) FROM (
                 SELECT *, ROW_NUMBER() OVER (PARTITION BY reason_code
                                              ORDER BY source_file, source_row) AS rn
                 FROM rejects_out) WHERE rn <= ? ORDER BY reason_code, source_file, source_row""",
-            [examples])
+            [examples],
+        )
         rejects = con.execute("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
-        total = con.execute("SELECT COUNT(*) FROM checked").fetchone()[0]
-    finally:
-        con.close()
+        total = con.execute("SELECT COUNT(*) FROM checked").fetchall()[0][0]
     grouped: dict[str, list[dict]] = {}
     for row in example_rows:
         grouped.setdefault(row["reason_code"], []).append(row)
-    return ValidationReport(per_file, by_reason, by_file_reason, grouped, total,
-                            total - sum(by_reason.values()), rejects)
+    return ValidationReport(
+        per_file,
+        by_reason,
+        by_file_reason,
+        grouped,
+        total,
+        total - sum(by_reason.values()),
+        rejects,
+    )
 
 
 def load_manifest(path: Path) -> dict:

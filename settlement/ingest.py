@@ -21,8 +21,14 @@ import polars as pl
 from .errors import InputFileError
 
 FIELDS: tuple[str, ...] = (
-    "waybill_no", "company", "delivered_at", "village_code",
-    "distance_km", "cost_yuan", "revenue_yuan", "proof",
+    "waybill_no",
+    "company",
+    "delivered_at",
+    "village_code",
+    "distance_km",
+    "cost_yuan",
+    "revenue_yuan",
+    "proof",
 )
 REQUIRED: tuple[str, ...] = FIELDS[:6]
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
@@ -73,8 +79,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith((".", "~$"))
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in SUFFIXES
+                and not p.name.startswith((".", "~$"))
             )
             if not found:
                 raise InputFileError(path, "目录中没有 CSV、Parquet 或 XLSX 文件")
@@ -152,7 +161,9 @@ def _read_csv(data: bytes, path: Path) -> tuple[pl.DataFrame, str]:
         raise InputFileError(path, "文件为空")
     try:
         df = pl.read_csv(
-            io.BytesIO(data), infer_schema=False, separator=_sniff_separator(data),
+            io.BytesIO(data),
+            infer_schema=False,
+            separator=_sniff_separator(data),
             raise_if_empty=True,
         )
     except Exception as exc:  # noqa: BLE001 - polars raises several kinds

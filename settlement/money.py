@@ -13,7 +13,7 @@ QUANTUM = Decimal(1).scaleb(-SCALE)
 
 def to_decimal(value: object) -> Decimal:
     """Exact Decimal of a config value (int, Decimal or numeric text); floats are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise TypeError("binary floats are not accepted for money")
     if isinstance(value, int | Decimal):
         return Decimal(value)

@@ -52,7 +52,7 @@ def write_staged(
             f"COPY {table} TO '{path_sql}' (FORMAT parquet, COMPRESSION zstd, "
             f"ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
         )
-        rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0]
         written.append({"path": rel.as_posix(), "rows": rows, "sha256": sha256_file(target)})
     return written
 

@@ -7,8 +7,8 @@ exact Arrow tables; every rule, every 分 of arithmetic, lives in the numbered S
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -22,8 +22,16 @@ from .store import load_earlier
 
 DEC = pa.decimal128(18, 6)
 FAR_FUTURE = dt.date(9999, 12, 31)
-PIPELINE = ("10_parse.sql", "20_validate.sql", "25_rejects.sql", "30_rate.sql", "40_units.sql",
-            "50_budget.sql", "60_allocate.sql", "70_ledger.sql")
+PIPELINE = (
+    "10_parse.sql",
+    "20_validate.sql",
+    "25_rejects.sql",
+    "30_rate.sql",
+    "40_units.sql",
+    "50_budget.sql",
+    "60_allocate.sql",
+    "70_ledger.sql",
+)
 VALIDATION = PIPELINE[:3]
 
 
@@ -36,12 +44,22 @@ def _plain(d: Decimal) -> str:
 def _policy_tables(policy: Policy) -> dict[str, pa.Table]:
     versions, area_v, area_c, bands, tiers = [], [], [], [], []
     for v in policy.versions:
-        versions.append((v.id, v.reference, v.effective_from, v.effective_to or FAR_FUTURE,
-                         v.cap_yuan, v.max_cost_share))
+        versions.append(
+            (
+                v.id,
+                v.reference,
+                v.effective_from,
+                v.effective_to or FAR_FUTURE,
+                v.cap_yuan,
+                v.max_cost_share,
+            )
+        )
         for a in v.areas:
             area_c += [(v.id, c, a.name) for c in a.counties]
             area_v += [(v.id, c, a.name) for c in a.villages]
-        bands += [(v.id, b.area_class, b.distance_from_km, b.distance_to_km, b.rate_yuan) for b in v.rates]
+        bands += [
+            (v.id, b.area_class, b.distance_from_km, b.distance_to_km, b.rate_yuan) for b in v.rates
+        ]
         tiers += [(v.id, t.up_to, t.multiplier) for t in v.volume_tiers]
 
     def table(rows: list[tuple], schema: list[tuple[str, pa.DataType]]) -> pa.Table:
@@ -50,20 +68,43 @@ def _policy_tables(policy: Policy) -> dict[str, pa.Table]:
 
     s = pa.string()
     return {
-        "policy_versions": table(versions, [("version_id", s), ("reference", s),
-                                            ("effective_from", pa.date32()), ("effective_to", pa.date32()),
-                                            ("cap_yuan", DEC), ("max_cost_share", DEC)]),
+        "policy_versions": table(
+            versions,
+            [
+                ("version_id", s),
+                ("reference", s),
+                ("effective_from", pa.date32()),
+                ("effective_to", pa.date32()),
+                ("cap_yuan", DEC),
+                ("max_cost_share", DEC),
+            ],
+        ),
         "area_villages": table(area_v, [("version_id", s), ("village_code", s), ("area_class", s)]),
         "area_counties": table(area_c, [("version_id", s), ("county_code", s), ("area_class", s)]),
-        "rate_bands": table(bands, [("version_id", s), ("area_class", s), ("distance_from_km", DEC),
-                                    ("distance_to_km", DEC), ("rate_yuan", DEC)]),
-        "volume_tiers": table(tiers, [("version_id", s), ("up_to", pa.int64()), ("multiplier", DEC)]),
+        "rate_bands": table(
+            bands,
+            [
+                ("version_id", s),
+                ("area_class", s),
+                ("distance_from_km", DEC),
+                ("distance_to_km", DEC),
+                ("rate_yuan", DEC),
+            ],
+        ),
+        "volume_tiers": table(
+            tiers, [("version_id", s), ("up_to", pa.int64()), ("multiplier", DEC)]
+        ),
     }
 
 
 def load_inputs(
-    con: duckdb.DuckDBPyConnection, cfg: Config, league: str, month: Month, run_id: str,
-    logs: pl.DataFrame, store: Path | None,
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    league: str,
+    month: Month,
+    run_id: str,
+    logs: pl.DataFrame,
+    store: Path | None,
 ) -> None:
     """Create every table the SQL reads: raw_logs, configuration, run_params, settled_elsewhere."""
     policy = cfg.policy(league)
@@ -71,46 +112,60 @@ def load_inputs(
     con.register("raw_logs", logs.to_arrow())
     paid_before_fen = load_earlier(con, store, league, month, year_start)
     tables = _policy_tables(policy)
-    tables["companies"] = pa.table({
-        "code": pa.array(list(cfg.companies), pa.string()),
-        "default_revenue_yuan": pa.array([c.default_revenue_yuan for c in cfg.companies.values()], DEC),
-    })
+    tables["companies"] = pa.table(
+        {
+            "code": pa.array(list(cfg.companies), pa.string()),
+            "default_revenue_yuan": pa.array(
+                [c.default_revenue_yuan for c in cfg.companies.values()], DEC
+            ),
+        }
+    )
     tables["villages"] = cfg.villages.select(
         "code", "county_code", "league_code", "urban_rural_code"
     ).to_arrow()
     tables["eligible_urban_rural"] = pa.table(
         {"urban_rural_code": pa.array(list(policy.urban_rural_codes), pa.string())}
     )
-    tables["reason_codes"] = pa.table({
-        "reason_code": pa.array(list(REASONS), pa.string()),
-        "reason": pa.array(list(REASONS.values()), pa.string()),
-    })
-    tables["run_params"] = pa.table({
-        "run_id": [run_id],
-        "league_code": [league],
-        "month_start": pa.array([dt.datetime.combine(month.start, dt.time())], pa.timestamp("us")),
-        "month_end": pa.array([dt.datetime.combine(month.end, dt.time())], pa.timestamp("us")),
-        "max_distance_km": pa.array([policy.max_distance_km], DEC),
-        "max_cost_yuan": pa.array([policy.max_cost_yuan], DEC),
-        "max_distance_text": [_plain(policy.max_distance_km)],
-        "max_cost_text": [_plain(policy.max_cost_yuan)],
-        "eligible_codes": ["、".join(policy.urban_rural_codes)],
-        "require_proof": [policy.require_proof],
-        "scope": [policy.scope],
-        "default_revenue_yuan": pa.array([policy.default_revenue_yuan], DEC),
-        "budget_rule": [policy.budget_rule],
-        "annual_budget_fen": pa.array([int(policy.annual_budget_yuan * 100)], pa.int64()),
-        "budget_year_start": [str(year_start)],
-        "budget_month_index": pa.array([month.budget_month_index(policy.year_start_month)], pa.int32()),
-        "paid_before_fen": pa.array([paid_before_fen], pa.int64()),
-    })
+    tables["reason_codes"] = pa.table(
+        {
+            "reason_code": pa.array(list(REASONS), pa.string()),
+            "reason": pa.array(list(REASONS.values()), pa.string()),
+        }
+    )
+    tables["run_params"] = pa.table(
+        {
+            "run_id": [run_id],
+            "league_code": [league],
+            "month_start": pa.array(
+                [dt.datetime.combine(month.start, dt.time())], pa.timestamp("us")
+            ),
+            "month_end": pa.array([dt.datetime.combine(month.end, dt.time())], pa.timestamp("us")),
+            "max_distance_km": pa.array([policy.max_distance_km], DEC),
+            "max_cost_yuan": pa.array([policy.max_cost_yuan], DEC),
+            "max_distance_text": [_plain(policy.max_distance_km)],
+            "max_cost_text": [_plain(policy.max_cost_yuan)],
+            "eligible_codes": ["、".join(policy.urban_rural_codes)],
+            "require_proof": [policy.require_proof],
+            "scope": [policy.scope],
+            "default_revenue_yuan": pa.array([policy.default_revenue_yuan], DEC),
+            "budget_rule": [policy.budget_rule],
+            "annual_budget_fen": pa.array([int(policy.annual_budget_yuan * 100)], pa.int64()),
+            "budget_year_start": [str(year_start)],
+            "budget_month_index": pa.array(
+                [month.budget_month_index(policy.year_start_month)], pa.int32()
+            ),
+            "paid_before_fen": pa.array([paid_before_fen], pa.int64()),
+        }
+    )
     for name, table in tables.items():
         con.register(f"_arrow_{name}", table)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _arrow_{name}")
         con.unregister(f"_arrow_{name}")
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, files: tuple[str, ...] = PIPELINE, progress=None) -> None:
+def run_sql(
+    con: duckdb.DuckDBPyConnection, files: tuple[str, ...] = PIPELINE, progress=None
+) -> None:
     """Execute the numbered SQL files in order."""
     for name in files:
         if progress:

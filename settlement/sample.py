@@ -19,16 +19,51 @@ from .ingest import CHINESE_NAME, FIELDS
 from .period import Month
 
 #: Share of village parcels by company (illustrative, EMS carries the most to villages).
-COMPANY_MIX = {"EMS": 0.30, "ZTO": 0.18, "YTO": 0.12, "YUNDA": 0.10, "STO": 0.08, "JT": 0.08,
-               "SF": 0.06, "JD": 0.06, "DBL": 0.02}
-WAYBILL_PREFIX = {"EMS": "1", "ZTO": "7", "YTO": "YT", "YUNDA": "4", "STO": "77", "JT": "JT",
-                  "SF": "SF", "JD": "JDV", "DBL": "DPK"}
+COMPANY_MIX = {
+    "EMS": 0.30,
+    "ZTO": 0.18,
+    "YTO": 0.12,
+    "YUNDA": 0.10,
+    "STO": 0.08,
+    "JT": 0.08,
+    "SF": 0.06,
+    "JD": 0.06,
+    "DBL": 0.02,
+}
+WAYBILL_PREFIX = {
+    "EMS": "1",
+    "ZTO": "7",
+    "YTO": "YT",
+    "YUNDA": "4",
+    "STO": "77",
+    "JT": "JT",
+    "SF": "SF",
+    "JD": "JDV",
+    "DBL": "DPK",
+}
 PROOFS = ("签名", "取件码", "驿站", "拍照")
-FAULTS = ("malformed", "unknown_company", "unknown_village", "wrong_league", "not_rural",
-          "outside_period", "no_policy", "bad_distance", "bad_cost", "no_proof", "duplicate")
+FAULTS = (
+    "malformed",
+    "unknown_company",
+    "unknown_village",
+    "wrong_league",
+    "not_rural",
+    "outside_period",
+    "no_policy",
+    "bad_distance",
+    "bad_cost",
+    "no_proof",
+    "duplicate",
+)
 FORMATS = ("csv", "gbk", "parquet", "xlsx")
 #: Median route length (km) by area class, scaled up in the vast leagues.
-CLASS_DISTANCE = {"default": 18.0, "mountain": 24.0, "forest": 32.0, "pastoral": 38.0, "border": 55.0}
+CLASS_DISTANCE = {
+    "default": 18.0,
+    "mountain": 24.0,
+    "forest": 32.0,
+    "pastoral": 38.0,
+    "border": 55.0,
+}
 VAST_LEAGUES = {"150600": 2.2, "150700": 2.5, "152500": 2.8, "152900": 4.0}
 
 
@@ -38,14 +73,22 @@ def _village_classes(cfg: Config, league: str, month: Month, villages: pl.DataFr
     v = versions[-1]
     by_county = {c: a.name for a in v.areas for c in a.counties}
     by_village = {c: a.name for a in v.areas for c in a.villages}
-    return [by_village.get(code, by_county.get(county, "default"))
-            for code, county in zip(villages["code"], villages["county_code"], strict=True)]
+    return [
+        by_village.get(code, by_county.get(county, "default"))
+        for code, county in zip(villages["code"], villages["county_code"], strict=True)
+    ]
 
 
 def generate(
-    cfg: Config, league: str, month: Month, rows: int, seed: int = 1,
-    faults: dict[str, float] | None = None, companies: list[str] | None = None,
-    reclaim: pl.DataFrame | None = None, reclaim_share: float = 0.0,
+    cfg: Config,
+    league: str,
+    month: Month,
+    rows: int,
+    seed: int = 1,
+    faults: dict[str, float] | None = None,
+    companies: list[str] | None = None,
+    reclaim: pl.DataFrame | None = None,
+    reclaim_share: float = 0.0,
 ) -> pl.DataFrame:
     """A month of logs for one 盟市 as text columns (SPEC §2 names), with injected faults."""
     if rows < 1:
@@ -69,7 +112,8 @@ def generate(
     company_idx = rng.choice(len(names), size=rows, p=weights / weights.sum())
 
     eligible = cfg.villages.filter(
-        (pl.col("league_code") == league) & pl.col("urban_rural_code").is_in(policy.urban_rural_codes)
+        (pl.col("league_code") == league)
+        & pl.col("urban_rural_code").is_in(policy.urban_rural_codes)
     ).sort("code")
     if eligible.height == 0:
         raise UsageError(f"盟市 {league} 没有符合条件的嘎查村")
@@ -84,10 +128,12 @@ def generate(
 
     distance = np.round(village_base_km[village_idx] * rng.uniform(0.85, 1.15, rows), 1)
     max_cost = float(policy.max_cost_yuan)
-    cost = np.round(np.clip(0.45 + 0.021 * distance + rng.normal(0, 0.12, rows), 0.3,
-                            max_cost * 0.9), 2)
-    default_rev = np.array([float(cfg.companies[c].default_revenue_yuan or policy.default_revenue_yuan)
-                            for c in names])
+    cost = np.round(
+        np.clip(0.45 + 0.021 * distance + rng.normal(0, 0.12, rows), 0.3, max_cost * 0.9), 2
+    )
+    default_rev = np.array(
+        [float(cfg.companies[c].default_revenue_yuan or policy.default_revenue_yuan) for c in names]
+    )
     revenue = np.round(np.clip(default_rev[company_idx] + rng.normal(0, 0.1, rows), 0.2, None), 2)
     has_revenue = rng.random(rows) < 0.7
     seconds = rng.integers(0, (month.end - month.start).days * 86400, rows)
@@ -96,27 +142,32 @@ def generate(
     serial = rng.integers(10**11, 9 * 10**11) + np.arange(rows, dtype=np.int64) * 7
     prefix = np.array([WAYBILL_PREFIX.get(c, c[:2]) for c in names])[company_idx]
     start = dt.datetime.combine(month.start, dt.time())
-    df = pl.DataFrame({
-        "waybill_no": prefix,
-        "serial": serial,
-        "company": np.array(names)[company_idx],
-        "seconds": seconds,
-        "village_code": eligible["code"].to_numpy()[village_idx],
-        "distance_km": distance,
-        "cost_yuan": cost,
-        "revenue_yuan": np.where(has_revenue, revenue, np.nan),
-        "proof": np.where(has_proof, np.array(PROOFS)[rng.integers(0, len(PROOFS), rows)], ""),
-    })
+    df = pl.DataFrame(
+        {
+            "waybill_no": prefix,
+            "serial": serial,
+            "company": np.array(names)[company_idx],
+            "seconds": seconds,
+            "village_code": eligible["code"].to_numpy()[village_idx],
+            "distance_km": distance,
+            "cost_yuan": cost,
+            "revenue_yuan": np.where(has_revenue, revenue, np.nan),
+            "proof": np.where(has_proof, np.array(PROOFS)[rng.integers(0, len(PROOFS), rows)], ""),
+        }
+    )
     df = df.select(
         (pl.col("waybill_no") + pl.col("serial").cast(pl.String)).alias("waybill_no"),
         "company",
         (pl.lit(start) + pl.duration(seconds=pl.col("seconds")))
-        .dt.strftime("%Y-%m-%d %H:%M:%S").alias("delivered_at"),
+        .dt.strftime("%Y-%m-%d %H:%M:%S")
+        .alias("delivered_at"),
         "village_code",
         pl.col("distance_km").cast(pl.String),
         pl.col("cost_yuan").round(2).cast(pl.String),
-        pl.when(pl.col("revenue_yuan").is_nan()).then(None)
-        .otherwise(pl.col("revenue_yuan").round(2).cast(pl.String)).alias("revenue_yuan"),
+        pl.when(pl.col("revenue_yuan").is_nan())
+        .then(None)
+        .otherwise(pl.col("revenue_yuan").round(2).cast(pl.String))
+        .alias("revenue_yuan"),
         pl.col("proof").replace("", None),
     )
     return _inject(cfg, league, month, df, rng, faults, reclaim, reclaim_share)
@@ -128,20 +179,23 @@ def _inject(cfg, league, month, df, rng, faults, reclaim, reclaim_share) -> pl.D
     order = rng.permutation(rows)
     policy = cfg.policy(league)
     villages = cfg.villages
-    elsewhere = villages.filter((pl.col("league_code") != league)
-                                & pl.col("urban_rural_code").str.starts_with("2"))["code"]
-    urban = villages.filter((pl.col("league_code") == league)
-                            & ~pl.col("urban_rural_code").is_in(policy.urban_rural_codes))["code"]
+    elsewhere = villages.filter(
+        (pl.col("league_code") != league) & pl.col("urban_rural_code").str.starts_with("2")
+    )["code"]
+    urban = villages.filter(
+        (pl.col("league_code") == league)
+        & ~pl.col("urban_rural_code").is_in(policy.urban_rural_codes)
+    )["code"]
     days = [month.start + dt.timedelta(days=d) for d in range((month.end - month.start).days)]
     gap_days = [d for d in days if not any(v.in_force(d) for v in policy.versions)]
     before = month.start - dt.timedelta(days=1)
     plan = [*faults.items(), ("reclaim", reclaim_share)]
     counts = [int(round(share * rows)) for _, share in plan]
-    clean = order[sum(counts):]
+    clean = order[sum(counts) :]
     columns = {c: df.get_column(c) for c in df.columns}
     taken = 0
     for (kind, _), n in zip(plan, counts, strict=True):
-        idx = order[taken:taken + n]
+        idx = order[taken : taken + n]
         taken += n
         if n == 0:
             continue
@@ -169,7 +223,9 @@ def _inject(cfg, league, month, df, rng, faults, reclaim, reclaim_share) -> pl.D
         elif kind == "not_rural" and len(urban):
             updates["village_code"] = urban.gather(rng.integers(0, len(urban), n)).to_list()
         elif kind == "outside_period":
-            updates["delivered_at"] = [f"{before:%Y-%m-%d} {8 + j % 12:02d}:30:00" for j in range(n)]
+            updates["delivered_at"] = [
+                f"{before:%Y-%m-%d} {8 + j % 12:02d}:30:00" for j in range(n)
+            ]
         elif kind == "no_policy" and gap_days:
             updates["delivered_at"] = [
                 f"{gap_days[j % len(gap_days)]:%Y-%m-%d} {9 + j % 10:02d}:15:00" for j in range(n)
@@ -186,11 +242,13 @@ def _inject(cfg, league, month, df, rng, faults, reclaim, reclaim_share) -> pl.D
         elif kind == "no_proof":
             updates["proof"] = [None] * n
         elif kind == "duplicate" and len(clean):
-            updates["waybill_no"] = columns["waybill_no"].gather(
-                clean[rng.integers(0, len(clean), n)]).to_list()
+            updates["waybill_no"] = (
+                columns["waybill_no"].gather(clean[rng.integers(0, len(clean), n)]).to_list()
+            )
         elif kind == "reclaim" and reclaim is not None and reclaim.height:
-            updates["waybill_no"] = reclaim["waybill_no"].gather(
-                rng.integers(0, reclaim.height, n)).to_list()
+            updates["waybill_no"] = (
+                reclaim["waybill_no"].gather(rng.integers(0, reclaim.height, n)).to_list()
+            )
         for col, values in updates.items():
             columns[col] = columns[col].scatter(idx, pl.Series(values, dtype=pl.String))
     return pl.DataFrame(list(columns.values())).select(FIELDS)
@@ -245,7 +303,9 @@ def _write_xlsx(df: pl.DataFrame, path: Path) -> None:
                     pass
             if name == "delivered_at":
                 try:
-                    sheet.write_datetime(r, c, dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S"), when)
+                    sheet.write_datetime(
+                        r, c, dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S"), when
+                    )
                     continue
                 except ValueError:
                     pass

@@ -130,7 +130,7 @@ def load_earlier(
             WHERE status = 'current' AND league_code = ? AND month >= ? AND month < ?
             """,
             [league, str(year_start), str(month)],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         con.execute("DETACH store")
     else:
         con.execute(
@@ -155,9 +155,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
         )
 
 
-def record_run(
-    store: Path, run: dict, ledger_file: Path, out_dir: Path
-) -> str | None:
+def record_run(store: Path, run: dict, ledger_file: Path, out_dir: Path) -> str | None:
     """Publish a finished run: supersede the month's previous run, record its waybills.
 
     Returns the run_id it superseded, if any. One transaction: all of it or none of it.
@@ -168,8 +166,8 @@ def record_run(
         previous = con.execute(
             "SELECT run_id FROM runs WHERE league_code = ? AND month = ? AND status = 'current'",
             [run["league_code"], run["month"]],
-        ).fetchone()
-        previous_id = previous[0] if previous else None
+        ).fetchall()
+        previous_id = previous[0][0] if previous else None
         if previous_id:
             con.execute(
                 "UPDATE runs SET status = 'superseded', superseded_by = ? WHERE run_id = ?",
