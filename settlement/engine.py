@@ -282,7 +282,7 @@ def validate_logs(
                 FROM rejects_out) WHERE rn <= ? ORDER BY reason_code, source_file, source_row""",
             [examples],
         )
-        rejects = con.execute("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
+        rejects = con.sql("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
         total = con.execute("SELECT COUNT(*) FROM checked").fetchall()[0][0]
     grouped: dict[str, list[dict]] = {}
     for row in example_rows:

@@ -1,0 +1,259 @@
+"""End-to-end through click's runner: settle run, validate, sample, demo; exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from conftest import V1, V2, make_config, policy_text
+from settlement.cli import main
+
+HEADER = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
+
+
+def csv(path, *lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture
+def cfg_dir(tmp_path):
+    return make_config(tmp_path / "config", policy_text(rule="ytd", annual="0.60"))
+
+
+def run(cfg_dir, out, month, *logs, store=None):
+    args = ["run", "--league", "150700", "--month", month, "--config", cfg_dir, "--out", out, "-q"]
+    for log in logs:
+        args += ["--logs", log]
+    if store:
+        args += ["--store", store]
+    return invoke(*args)
+
+
+def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir):
+    logs = csv(tmp_path / "logs" / "zto.csv",
+               f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+               f"A2,ZTO,2025-03-06 10:00,{V2},5,2.00,0,签名",
+               f"A3,XX,2025-03-06 10:00,{V2},5,2.00,0,签名")
+    out = tmp_path / "out"
+    result = run(cfg_dir, out, "2025-03", logs)
+    assert result.exit_code == 0, result.output
+    assert "受理 2 件，剔除 1 行" in result.output
+    assert "应付补贴 0.25 元（25 分）" in result.output
+    part = "league=150700/month=2025-03"
+    for kind in ("ledger", "rejects", "units"):
+        assert (out / kind / part / "part-0.parquet").is_file()
+    manifest = json.loads((out / "manifests" / "league=150700" / "month=2025-03.json").read_text())
+    assert manifest["counts"] == {"rows_in": 3, "parcels": 2, "rejects": 1,
+                                  "by_reason": {"UNKNOWN_COMPANY": 1}}
+    assert manifest["totals"]["subsidy_fen"] == 25
+    assert manifest["inputs"][0]["sha256"] == hashlib.sha256(logs.read_bytes()).hexdigest()
+    assert (manifest["inputs"][0]["accepted"], manifest["inputs"][0]["rejected"]) == (2, 1)
+    for o in manifest["outputs"]:
+        assert hashlib.sha256((out / o["path"]).read_bytes()).hexdigest() == o["sha256"]
+    assert manifest["config_files"]["policies/150700.toml"] == hashlib.sha256(
+        (cfg_dir / "policies" / "150700.toml").read_bytes()).hexdigest()
+    ledger = pl.read_parquet(out / "ledger" / part / "part-0.parquet")
+    spec_columns = ["waybill_no", "company", "village_code", "county_code", "delivered_at",
+                    "distance_km", "cost_yuan", "revenue_yuan", "area_class", "policy_version",
+                    "rate_fen", "unit_key", "subsidy_fen", "source_file", "source_row", "run_id"]
+    assert set(spec_columns) <= set(ledger.columns)
+    rejects = pl.read_parquet(out / "rejects" / part / "part-0.parquet")
+    assert rejects.select("source_row", "waybill_no", "company", "reason_code", "reason").rows() == [
+        (3, "A3", "XX", "UNKNOWN_COMPANY", "快递企业编码未登记")]
+    units = pl.read_parquet(out / "units" / part / "part-0.parquet")
+    assert {"unit_key", "parcels", "gross_fen", "cost_yuan", "revenue_yuan", "cap_fen",
+            "after_breakeven_fen", "subsidy_fen"} <= set(units.columns)
+    # the auditors' views work on a read-only connection
+    con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
+    assert con.execute("SELECT SUM(subsidy_fen), MIN(league), MIN(month) FROM ledger").fetchall() == [
+        (25, "150700", "2025-03")]
+    assert con.execute("SELECT COUNT(*) FROM rejects").fetchall() == [(1,)]
+    con.close()
+    assert not (out / ".staging").exists()
+
+
+def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
+    out = tmp_path / "out"
+    first = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    second = csv(tmp_path / "b.csv", f"B1,ZTO,2025-03-05 10:00,{V2},5,2.00,0,签名")
+    assert run(cfg_dir, out, "2025-03", first).exit_code == 0
+    result = run(cfg_dir, out, "2025-03", second)
+    assert result.exit_code == 0 and "已取代此前批次" in result.output
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "ledger/league=150700/month=2025-03/part-0.parquet",
+        "manifests/league=150700/month=2025-03.json",
+        "rejects/league=150700/month=2025-03/part-0.parquet",
+        "settlement.duckdb",
+        "units/league=150700/month=2025-03/part-0.parquet",
+    ]
+    con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
+    assert con.execute("SELECT waybill_no FROM ledger").fetchall() == [("B1",)]
+    runs = con.execute("SELECT status, superseded_by IS NOT NULL FROM runs ORDER BY started_at").fetchall()
+    assert runs == [("superseded", True), ("current", False)]
+    assert con.execute("SELECT waybill_no FROM settled_waybills").fetchall() == [("B1",)]
+    con.close()
+
+
+def test_already_settled_and_ytd_budget_across_months(tmp_path, cfg_dir):
+    # annual budget 0.60 元 = 60 分, ytd. February pays 15 + 10 = 25; March has 35 left.
+    out = tmp_path / "out"
+    feb = csv(tmp_path / "feb.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名",
+              f"F2,ZTO,2025-02-06 10:00,{V2},5,2.00,0,签名")
+    assert run(cfg_dir, out, "2025-02", feb).exit_code == 0
+    mar = csv(tmp_path / "mar.csv", f"F1,YTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+              *[f"M{i},ZTO,2025-03-0{i + 1} 10:00,{V1},12,2.00,0,签名" for i in range(3)])
+    result = run(cfg_dir, out, "2025-03", mar)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifests/league=150700/month=2025-03.json").read_text())
+    assert manifest["counts"]["by_reason"] == {"ALREADY_SETTLED": 1}
+    assert manifest["budget"]["paid_before_fen"] == 25
+    assert manifest["budget"]["available_fen"] == 35
+    assert manifest["totals"]["subsidy_fen"] == 35  # requested 45, prorated to 35
+    rejects = pl.read_parquet(out / "rejects/league=150700/month=2025-03/part-0.parquet")
+    assert rejects["detail"][0].startswith("已在盟市 150700 2025-02 的结算（批次 150700-2025-02-")
+    # re-running February does not reject its own waybills
+    again = run(cfg_dir, out, "2025-02", feb)
+    assert again.exit_code == 0 and "受理 2 件" in again.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--month", "2025-3"], "结算月份“2025-3”格式错误"),
+    (["--month", "2025-13"], "格式错误"),
+    (["--league", "1507"], "应为6位数字"),
+])
+def test_run_bad_arguments_exit_2(tmp_path, cfg_dir, args, message):
+    logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    base = {"--league": "150700", "--month": "2025-03"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    flat = [x for kv in base.items() for x in kv]
+    result = invoke("run", *flat, "--logs", logs, "--config", cfg_dir, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_unreadable_input_exit_2_writes_nothing(tmp_path, cfg_dir):
+    good = csv(tmp_path / "good.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("运单号,快递企业\nA,ZTO\n", encoding="utf-8")
+    result = run(cfg_dir, tmp_path / "out", "2025-03", good, bad)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"错误：无法读取输入文件 {bad}: 缺少必需的列 delivered_at（签收时间）、village_code（嘎查村代码）、"
+        "distance_km（派送距离）、cost_yuan（派送成本）"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_config_error_exit_2(tmp_path):
+    cfg = make_config(tmp_path / "config", policy_text().replace("cap_yuan = 0.30", "cap_yuan = 0.35"))
+    logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    result = run(cfg, tmp_path / "out", "2025-03", logs)
+    assert result.exit_code == 2
+    assert "配置错误" in result.output and "version[0].cap_yuan" in result.output
+    assert "0.35 元超过每件 0.30 元的上限" in result.output
+
+
+def test_run_league_without_policy_exit_2(tmp_path, cfg_dir):
+    logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    result = invoke("run", "--league", "150800", "--month", "2025-03", "--logs", logs,
+                    "--config", cfg_dir, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "该盟市没有补贴政策配置文件" in result.output
+
+
+def test_run_other_failure_exit_1(tmp_path, cfg_dir):
+    logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output directory should be")
+    result = run(cfg_dir, blocker, "2025-03", logs)
+    assert result.exit_code == 1
+    assert result.output.startswith("内部错误：")
+    assert "Traceback" not in result.output
+
+
+def test_validate_reports_and_writes_nothing(tmp_path, cfg_dir):
+    logs = csv(tmp_path / "in" / "zto.csv",
+               f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+               f"A2,ZTO,2025-03-05 10:00,{V1},五公里,2.00,0,签名",
+               f"A1,ZTO,2025-03-06 10:00,{V1},12,2.00,0,签名")
+    before = sorted(tmp_path.rglob("*"))
+    result = invoke("validate", logs, "--league", "150700", "--month", "2025-03", "--config", cfg_dir)
+    assert result.exit_code == 0, result.output
+    assert sorted(tmp_path.rglob("*")) == before
+    lines = result.output.splitlines()
+    assert lines[0] == "预检 150700 2025-03：共 3 行，可受理 1 行，将剔除 2 行"
+    assert f"  {logs}（csv utf-8）：3 行，受理 1，剔除 2" in lines
+    assert f"  {logs} 第 2 行  运单号 A2：派送距离(distance_km)“五公里”不是数字" in lines
+    assert f"  {logs} 第 3 行  运单号 A1：与 {logs} 第 1 行的运单号相同，该行已受理" in lines
+
+
+def test_validate_rejects_out(tmp_path, cfg_dir):
+    logs = csv(tmp_path / "zto.csv", f"A2,ZTO,2025-03-05 10:00,{V1},x,2.00,0,签名")
+    target = tmp_path / "rejects.csv"
+    result = invoke("validate", logs, "--league", "150700", "--month", "2025-03",
+                    "--config", cfg_dir, "--rejects-out", target)
+    assert result.exit_code == 0
+    df = pl.read_csv(target, infer_schema=False)
+    assert df.select("waybill_no", "reason_code").rows() == [("A2", "MALFORMED")]
+
+
+def test_validate_checks_already_settled_against_a_store(tmp_path, cfg_dir):
+    out = tmp_path / "out"
+    assert run(cfg_dir, out, "2025-02", csv(tmp_path / "f.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名")).exit_code == 0
+    mar = csv(tmp_path / "m.csv", f"F1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    result = invoke("validate", mar, "--league", "150700", "--month", "2025-03", "--config", cfg_dir,
+                    "--store", out / "settlement.duckdb")
+    assert "ALREADY_SETTLED 该运单已在其他月份结算（共 1 行）" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "gbk", "parquet", "xlsx"])
+def test_sample_formats_are_readable_and_seeded(tmp_path, fmt):
+    ext = {"gbk": "csv"}.get(fmt, fmt)
+    a, b = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+    for target in (a, b):
+        result = invoke("sample", "--league", "152900", "--month", "2025-03", "--rows", 400,
+                        "--format", fmt, "--faults", "0.02", "--seed", 7, "-o", target)
+        assert result.exit_code == 0, result.output
+    from settlement.ingest import read_log_file
+
+    da, ia = read_log_file(a)
+    db, _ = read_log_file(b)
+    assert da.drop("source_file").equals(db.drop("source_file"))
+    assert da.height == 400
+    if fmt == "gbk":
+        assert ia.encoding == "gb18030"
+    check = invoke("validate", a, "--league", "152900", "--month", "2025-03")
+    for code in ("MALFORMED", "UNKNOWN_COMPANY", "UNKNOWN_VILLAGE", "WRONG_LEAGUE", "NOT_RURAL",
+                 "OUTSIDE_PERIOD", "BAD_DISTANCE", "BAD_COST", "DUPLICATE"):
+        assert f"\n{code} " in check.output, code
+
+
+def test_sample_unknown_fault_kind(tmp_path):
+    result = invoke("sample", "--league", "150700", "--month", "2025-03", "--fault", "typo=0.1",
+                    "-o", tmp_path / "x.csv")
+    assert result.exit_code == 2 and "未知的错误类型 typo" in result.output
+
+
+def test_demo_settles_the_bundled_sample(tmp_path):
+    result = invoke("demo", "--out", tmp_path / "demo", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("结算完成") == 4
+    assert "样例结算合计应付补贴" in result.output
+    codes = set()
+    for manifest in (tmp_path / "demo" / "manifests").rglob("*.json"):
+        codes |= set(json.loads(manifest.read_text())["counts"]["by_reason"])
+    from settlement.reasons import REASONS
+
+    assert codes == set(REASONS)  # the sample has every fault kind
