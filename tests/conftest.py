@@ -116,13 +116,23 @@ TIERS = """
 
 
 def policy_text(
-    scope: str = "company_county", rule: str = "none", annual: str = "1000.00",
-    start_month: int = 1, require_proof: bool = False, share: str = "0.5", tiers: bool = False,
+    scope: str = "company_county",
+    rule: str = "none",
+    annual: str = "1000.00",
+    start_month: int = 1,
+    require_proof: bool = False,
+    share: str = "0.5",
+    tiers: bool = False,
 ) -> str:
     """The test policy with the given knobs."""
     return POLICY.format(
-        scope=scope, rule=rule, annual=annual, start_month=start_month,
-        require_proof=str(require_proof).lower(), share=share, tiers=TIERS if tiers else "",
+        scope=scope,
+        rule=rule,
+        annual=annual,
+        start_month=start_month,
+        require_proof=str(require_proof).lower(),
+        share=share,
+        tiers=TIERS if tiers else "",
     )
 
 
@@ -153,13 +163,27 @@ def tiny_config(tmp_path: Path, **knobs) -> Config:
     return load_config(make_config(tmp_path / "config", policy_text(**knobs)))
 
 
-def row(waybill: str, company: str = "ZTO", at: str = "2025-03-05 10:00",
-        village: str = V1, km: str = "5", cost: str = "2.00", revenue: str | None = "0.00",
-        proof: str | None = "签名") -> dict:
+def row(
+    waybill: str,
+    company: str = "ZTO",
+    at: str = "2025-03-05 10:00",
+    village: str = V1,
+    km: str = "5",
+    cost: str = "2.00",
+    revenue: str | None = "0.00",
+    proof: str | None = "签名",
+) -> dict:
     """One log row as text, in SPEC column names."""
-    return {"waybill_no": waybill, "company": company, "delivered_at": at,
-            "village_code": village, "distance_km": km, "cost_yuan": cost,
-            "revenue_yuan": revenue, "proof": proof}
+    return {
+        "waybill_no": waybill,
+        "company": company,
+        "delivered_at": at,
+        "village_code": village,
+        "distance_km": km,
+        "cost_yuan": cost,
+        "revenue_yuan": revenue,
+        "proof": proof,
+    }
 
 
 def frame(rows: list[dict], source: str = "t.csv") -> pl.DataFrame:
@@ -188,8 +212,13 @@ class Settled:
         return self.units.filter(pl.col("unit_key") == key).to_dicts()[0]
 
 
-def settle_rows(cfg: Config, rows: list[dict] | pl.DataFrame, month: str = "2025-03",
-                league: str = "150700", store: Path | None = None) -> Settled:
+def settle_rows(
+    cfg: Config,
+    rows: list[dict] | pl.DataFrame,
+    month: str = "2025-03",
+    league: str = "150700",
+    store: Path | None = None,
+) -> Settled:
     """Settle rows in memory (no files written) and return the result tables."""
     df = rows if isinstance(rows, pl.DataFrame) else frame(rows)
     with compute(cfg, league, Month.parse(month), df, store, "TEST") as con:

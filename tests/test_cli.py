@@ -9,8 +9,8 @@ import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
-
 from conftest import V1, V2, make_config, policy_text
+
 from settlement.cli import main
 
 HEADER = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
@@ -42,10 +42,12 @@ def run(cfg_dir, out, month, *logs, store=None):
 
 
 def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir):
-    logs = csv(tmp_path / "logs" / "zto.csv",
-               f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
-               f"A2,ZTO,2025-03-06 10:00,{V2},5,2.00,0,签名",
-               f"A3,XX,2025-03-06 10:00,{V2},5,2.00,0,签名")
+    logs = csv(
+        tmp_path / "logs" / "zto.csv",
+        f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+        f"A2,ZTO,2025-03-06 10:00,{V2},5,2.00,0,签名",
+        f"A3,XX,2025-03-06 10:00,{V2},5,2.00,0,签名",
+    )
     out = tmp_path / "out"
     result = run(cfg_dir, out, "2025-03", logs)
     assert result.exit_code == 0, result.output
@@ -55,30 +57,61 @@ def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir):
     for kind in ("ledger", "rejects", "units"):
         assert (out / kind / part / "part-0.parquet").is_file()
     manifest = json.loads((out / "manifests" / "league=150700" / "month=2025-03.json").read_text())
-    assert manifest["counts"] == {"rows_in": 3, "parcels": 2, "rejects": 1,
-                                  "by_reason": {"UNKNOWN_COMPANY": 1}}
+    assert manifest["counts"] == {
+        "rows_in": 3,
+        "parcels": 2,
+        "rejects": 1,
+        "by_reason": {"UNKNOWN_COMPANY": 1},
+    }
     assert manifest["totals"]["subsidy_fen"] == 25
     assert manifest["inputs"][0]["sha256"] == hashlib.sha256(logs.read_bytes()).hexdigest()
     assert (manifest["inputs"][0]["accepted"], manifest["inputs"][0]["rejected"]) == (2, 1)
     for o in manifest["outputs"]:
         assert hashlib.sha256((out / o["path"]).read_bytes()).hexdigest() == o["sha256"]
-    assert manifest["config_files"]["policies/150700.toml"] == hashlib.sha256(
-        (cfg_dir / "policies" / "150700.toml").read_bytes()).hexdigest()
+    assert (
+        manifest["config_files"]["policies/150700.toml"]
+        == hashlib.sha256((cfg_dir / "policies" / "150700.toml").read_bytes()).hexdigest()
+    )
     ledger = pl.read_parquet(out / "ledger" / part / "part-0.parquet")
-    spec_columns = ["waybill_no", "company", "village_code", "county_code", "delivered_at",
-                    "distance_km", "cost_yuan", "revenue_yuan", "area_class", "policy_version",
-                    "rate_fen", "unit_key", "subsidy_fen", "source_file", "source_row", "run_id"]
+    spec_columns = [
+        "waybill_no",
+        "company",
+        "village_code",
+        "county_code",
+        "delivered_at",
+        "distance_km",
+        "cost_yuan",
+        "revenue_yuan",
+        "area_class",
+        "policy_version",
+        "rate_fen",
+        "unit_key",
+        "subsidy_fen",
+        "source_file",
+        "source_row",
+        "run_id",
+    ]
     assert set(spec_columns) <= set(ledger.columns)
     rejects = pl.read_parquet(out / "rejects" / part / "part-0.parquet")
-    assert rejects.select("source_row", "waybill_no", "company", "reason_code", "reason").rows() == [
-        (3, "A3", "XX", "UNKNOWN_COMPANY", "快递企业编码未登记")]
+    assert rejects.select(
+        "source_row", "waybill_no", "company", "reason_code", "reason"
+    ).rows() == [(3, "A3", "XX", "UNKNOWN_COMPANY", "快递企业编码未登记")]
     units = pl.read_parquet(out / "units" / part / "part-0.parquet")
-    assert {"unit_key", "parcels", "gross_fen", "cost_yuan", "revenue_yuan", "cap_fen",
-            "after_breakeven_fen", "subsidy_fen"} <= set(units.columns)
+    assert {
+        "unit_key",
+        "parcels",
+        "gross_fen",
+        "cost_yuan",
+        "revenue_yuan",
+        "cap_fen",
+        "after_breakeven_fen",
+        "subsidy_fen",
+    } <= set(units.columns)
     # the auditors' views work on a read-only connection
     con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
-    assert con.execute("SELECT SUM(subsidy_fen), MIN(league), MIN(month) FROM ledger").fetchall() == [
-        (25, "150700", "2025-03")]
+    assert con.execute(
+        "SELECT SUM(subsidy_fen), MIN(league), MIN(month) FROM ledger"
+    ).fetchall() == [(25, "150700", "2025-03")]
     assert con.execute("SELECT COUNT(*) FROM rejects").fetchall() == [(1,)]
     con.close()
     assert not (out / ".staging").exists()
@@ -101,7 +134,9 @@ def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
     ]
     con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
     assert con.execute("SELECT waybill_no FROM ledger").fetchall() == [("B1",)]
-    runs = con.execute("SELECT status, superseded_by IS NOT NULL FROM runs ORDER BY started_at").fetchall()
+    runs = con.execute(
+        "SELECT status, superseded_by IS NOT NULL FROM runs ORDER BY started_at"
+    ).fetchall()
     assert runs == [("superseded", True), ("current", False)]
     assert con.execute("SELECT waybill_no FROM settled_waybills").fetchall() == [("B1",)]
     con.close()
@@ -110,11 +145,17 @@ def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
 def test_already_settled_and_ytd_budget_across_months(tmp_path, cfg_dir):
     # annual budget 0.60 元 = 60 分, ytd. February pays 15 + 10 = 25; March has 35 left.
     out = tmp_path / "out"
-    feb = csv(tmp_path / "feb.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名",
-              f"F2,ZTO,2025-02-06 10:00,{V2},5,2.00,0,签名")
+    feb = csv(
+        tmp_path / "feb.csv",
+        f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名",
+        f"F2,ZTO,2025-02-06 10:00,{V2},5,2.00,0,签名",
+    )
     assert run(cfg_dir, out, "2025-02", feb).exit_code == 0
-    mar = csv(tmp_path / "mar.csv", f"F1,YTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
-              *[f"M{i},ZTO,2025-03-0{i + 1} 10:00,{V1},12,2.00,0,签名" for i in range(3)])
+    mar = csv(
+        tmp_path / "mar.csv",
+        f"F1,YTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+        *[f"M{i},ZTO,2025-03-0{i + 1} 10:00,{V1},12,2.00,0,签名" for i in range(3)],
+    )
     result = run(cfg_dir, out, "2025-03", mar)
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifests/league=150700/month=2025-03.json").read_text())
@@ -129,11 +170,14 @@ def test_already_settled_and_ytd_budget_across_months(tmp_path, cfg_dir):
     assert again.exit_code == 0 and "受理 2 件" in again.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--month", "2025-3"], "结算月份“2025-3”格式错误"),
-    (["--month", "2025-13"], "格式错误"),
-    (["--league", "1507"], "应为6位数字"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--month", "2025-3"], "结算月份“2025-3”格式错误"),
+        (["--month", "2025-13"], "格式错误"),
+        (["--league", "1507"], "应为6位数字"),
+    ],
+)
 def test_run_bad_arguments_exit_2(tmp_path, cfg_dir, args, message):
     logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
     base = {"--league": "150700", "--month": "2025-03"}
@@ -153,12 +197,15 @@ def test_run_unreadable_input_exit_2_writes_nothing(tmp_path, cfg_dir):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"错误：无法读取输入文件 {bad}: 缺少必需的列 delivered_at（签收时间）、village_code（嘎查村代码）、"
-        "distance_km（派送距离）、cost_yuan（派送成本）"]
+        "distance_km（派送距离）、cost_yuan（派送成本）"
+    ]
     assert not (tmp_path / "out").exists()
 
 
 def test_run_config_error_exit_2(tmp_path):
-    cfg = make_config(tmp_path / "config", policy_text().replace("cap_yuan = 0.30", "cap_yuan = 0.35"))
+    cfg = make_config(
+        tmp_path / "config", policy_text().replace("cap_yuan = 0.30", "cap_yuan = 0.35")
+    )
     logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
     result = run(cfg, tmp_path / "out", "2025-03", logs)
     assert result.exit_code == 2
@@ -168,8 +215,19 @@ def test_run_config_error_exit_2(tmp_path):
 
 def test_run_league_without_policy_exit_2(tmp_path, cfg_dir):
     logs = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
-    result = invoke("run", "--league", "150800", "--month", "2025-03", "--logs", logs,
-                    "--config", cfg_dir, "--out", tmp_path / "out")
+    result = invoke(
+        "run",
+        "--league",
+        "150800",
+        "--month",
+        "2025-03",
+        "--logs",
+        logs,
+        "--config",
+        cfg_dir,
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 2 and "该盟市没有补贴政策配置文件" in result.output
 
 
@@ -184,12 +242,16 @@ def test_run_other_failure_exit_1(tmp_path, cfg_dir):
 
 
 def test_validate_reports_and_writes_nothing(tmp_path, cfg_dir):
-    logs = csv(tmp_path / "in" / "zto.csv",
-               f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
-               f"A2,ZTO,2025-03-05 10:00,{V1},五公里,2.00,0,签名",
-               f"A1,ZTO,2025-03-06 10:00,{V1},12,2.00,0,签名")
+    logs = csv(
+        tmp_path / "in" / "zto.csv",
+        f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+        f"A2,ZTO,2025-03-05 10:00,{V1},五公里,2.00,0,签名",
+        f"A1,ZTO,2025-03-06 10:00,{V1},12,2.00,0,签名",
+    )
     before = sorted(tmp_path.rglob("*"))
-    result = invoke("validate", logs, "--league", "150700", "--month", "2025-03", "--config", cfg_dir)
+    result = invoke(
+        "validate", logs, "--league", "150700", "--month", "2025-03", "--config", cfg_dir
+    )
     assert result.exit_code == 0, result.output
     assert sorted(tmp_path.rglob("*")) == before
     lines = result.output.splitlines()
@@ -202,8 +264,18 @@ def test_validate_reports_and_writes_nothing(tmp_path, cfg_dir):
 def test_validate_rejects_out(tmp_path, cfg_dir):
     logs = csv(tmp_path / "zto.csv", f"A2,ZTO,2025-03-05 10:00,{V1},x,2.00,0,签名")
     target = tmp_path / "rejects.csv"
-    result = invoke("validate", logs, "--league", "150700", "--month", "2025-03",
-                    "--config", cfg_dir, "--rejects-out", target)
+    result = invoke(
+        "validate",
+        logs,
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--config",
+        cfg_dir,
+        "--rejects-out",
+        target,
+    )
     assert result.exit_code == 0
     df = pl.read_csv(target, infer_schema=False)
     assert df.select("waybill_no", "reason_code").rows() == [("A2", "MALFORMED")]
@@ -211,10 +283,28 @@ def test_validate_rejects_out(tmp_path, cfg_dir):
 
 def test_validate_checks_already_settled_against_a_store(tmp_path, cfg_dir):
     out = tmp_path / "out"
-    assert run(cfg_dir, out, "2025-02", csv(tmp_path / "f.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名")).exit_code == 0
+    assert (
+        run(
+            cfg_dir,
+            out,
+            "2025-02",
+            csv(tmp_path / "f.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名"),
+        ).exit_code
+        == 0
+    )
     mar = csv(tmp_path / "m.csv", f"F1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
-    result = invoke("validate", mar, "--league", "150700", "--month", "2025-03", "--config", cfg_dir,
-                    "--store", out / "settlement.duckdb")
+    result = invoke(
+        "validate",
+        mar,
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--config",
+        cfg_dir,
+        "--store",
+        out / "settlement.duckdb",
+    )
     assert "ALREADY_SETTLED 该运单已在其他月份结算（共 1 行）" in result.output
 
 
@@ -223,8 +313,23 @@ def test_sample_formats_are_readable_and_seeded(tmp_path, fmt):
     ext = {"gbk": "csv"}.get(fmt, fmt)
     a, b = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
     for target in (a, b):
-        result = invoke("sample", "--league", "152900", "--month", "2025-03", "--rows", 400,
-                        "--format", fmt, "--faults", "0.02", "--seed", 7, "-o", target)
+        result = invoke(
+            "sample",
+            "--league",
+            "152900",
+            "--month",
+            "2025-03",
+            "--rows",
+            400,
+            "--format",
+            fmt,
+            "--faults",
+            "0.02",
+            "--seed",
+            7,
+            "-o",
+            target,
+        )
         assert result.exit_code == 0, result.output
     from settlement.ingest import read_log_file
 
@@ -235,14 +340,32 @@ def test_sample_formats_are_readable_and_seeded(tmp_path, fmt):
     if fmt == "gbk":
         assert ia.encoding == "gb18030"
     check = invoke("validate", a, "--league", "152900", "--month", "2025-03")
-    for code in ("MALFORMED", "UNKNOWN_COMPANY", "UNKNOWN_VILLAGE", "WRONG_LEAGUE", "NOT_RURAL",
-                 "OUTSIDE_PERIOD", "BAD_DISTANCE", "BAD_COST", "DUPLICATE"):
+    for code in (
+        "MALFORMED",
+        "UNKNOWN_COMPANY",
+        "UNKNOWN_VILLAGE",
+        "WRONG_LEAGUE",
+        "NOT_RURAL",
+        "OUTSIDE_PERIOD",
+        "BAD_DISTANCE",
+        "BAD_COST",
+        "DUPLICATE",
+    ):
         assert f"\n{code} " in check.output, code
 
 
 def test_sample_unknown_fault_kind(tmp_path):
-    result = invoke("sample", "--league", "150700", "--month", "2025-03", "--fault", "typo=0.1",
-                    "-o", tmp_path / "x.csv")
+    result = invoke(
+        "sample",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--fault",
+        "typo=0.1",
+        "-o",
+        tmp_path / "x.csv",
+    )
     assert result.exit_code == 2 and "未知的错误类型 typo" in result.output
 
 

@@ -7,17 +7,25 @@ import datetime as dt
 import polars as pl
 import pytest
 import xlsxwriter
-
 from conftest import V1, V2, V_BORDER, frame, row, settle_rows, tiny_config
+
 from settlement.errors import InputFileError
 from settlement.ingest import read_log_file, read_logs
 
 EN = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
 ZH = "运单号,快递企业,签收时间,嘎查村代码,派送距离(公里),单件成本(元),派费收入(元),妥投凭证\n"
 LINE = f"SF001,ZTO,2025-03-05 10:00,{V1},12.5,0.75,0.12,签名\n"
-EXPECTED = {"waybill_no": "SF001", "company": "ZTO", "delivered_at": "2025-03-05 10:00",
-            "village_code": V1, "distance_km": "12.5", "cost_yuan": "0.75",
-            "revenue_yuan": "0.12", "proof": "签名", "source_row": 1}
+EXPECTED = {
+    "waybill_no": "SF001",
+    "company": "ZTO",
+    "delivered_at": "2025-03-05 10:00",
+    "village_code": V1,
+    "distance_km": "12.5",
+    "cost_yuan": "0.75",
+    "revenue_yuan": "0.12",
+    "proof": "签名",
+    "source_row": 1,
+}
 
 
 def first(df: pl.DataFrame) -> dict:
@@ -26,14 +34,17 @@ def first(df: pl.DataFrame) -> dict:
     return got
 
 
-@pytest.mark.parametrize(("name", "data", "encoding"), [
-    ("utf8.csv", (EN + LINE).encode("utf-8"), "utf-8"),
-    ("bom.csv", b"\xef\xbb\xbf" + (ZH + LINE).encode("utf-8"), "utf-8-sig"),
-    ("gbk.csv", (ZH + LINE).encode("gbk"), "gb18030"),
-    ("gb18030.csv", (ZH + LINE).encode("gb18030"), "gb18030"),
-    ("crlf.csv", (EN + LINE).replace("\n", "\r\n").encode("utf-8"), "utf-8"),
-    ("tabs.txt", (EN + LINE).replace(",", "\t").encode("utf-8"), "utf-8"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "encoding"),
+    [
+        ("utf8.csv", (EN + LINE).encode("utf-8"), "utf-8"),
+        ("bom.csv", b"\xef\xbb\xbf" + (ZH + LINE).encode("utf-8"), "utf-8-sig"),
+        ("gbk.csv", (ZH + LINE).encode("gbk"), "gb18030"),
+        ("gb18030.csv", (ZH + LINE).encode("gb18030"), "gb18030"),
+        ("crlf.csv", (EN + LINE).replace("\n", "\r\n").encode("utf-8"), "utf-8"),
+        ("tabs.txt", (EN + LINE).replace(",", "\t").encode("utf-8"), "utf-8"),
+    ],
+)
 def test_csv_encodings_and_headers(tmp_path, name, data, encoding):
     path = tmp_path / name
     path.write_bytes(data)
@@ -52,8 +63,11 @@ def test_header_variants_full_width_and_spaces(tmp_path):
 
 def test_optional_columns_may_be_absent(tmp_path):
     path = tmp_path / "x.csv"
-    path.write_text("waybill_no,company,delivered_at,village_code,distance_km,cost_yuan\n"
-                    f"A,ZTO,2025-03-05 10:00,{V1},1,2\n", encoding="utf-8")
+    path.write_text(
+        "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan\n"
+        f"A,ZTO,2025-03-05 10:00,{V1},1,2\n",
+        encoding="utf-8",
+    )
     got = first(read_log_file(path)[0])
     assert got["revenue_yuan"] is None and got["proof"] is None
 
@@ -62,7 +76,20 @@ def write_xlsx(path, rows):
     wb = xlsxwriter.Workbook(str(path))
     ws = wb.add_worksheet()
     when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
-    ws.write_row(0, 0, ["运单号", "快递企业", "签收时间", "嘎查村代码", "派送距离", "派送成本", "派费收入", "签收方式"])
+    ws.write_row(
+        0,
+        0,
+        [
+            "运单号",
+            "快递企业",
+            "签收时间",
+            "嘎查村代码",
+            "派送距离",
+            "派送成本",
+            "派费收入",
+            "签收方式",
+        ],
+    )
     for r, values in enumerate(rows, 1):
         for c, v in enumerate(values):
             if isinstance(v, dt.datetime):
@@ -75,37 +102,71 @@ def write_xlsx(path, rows):
 
 def test_xlsx_numbers_dates_and_codes_stored_as_numbers(tmp_path):
     path = tmp_path / "x.xlsx"
-    write_xlsx(path, [
-        [773012345678901, "ZTO", dt.datetime(2025, 3, 5, 10, 0), int(V1), 12.5, 0.75, 0.12, "签名"],
-        ["SF002", "ZTO", "2025-03-06 08:00", V2, 3, 1.1, None, None],
-    ])
+    write_xlsx(
+        path,
+        [
+            [
+                773012345678901,
+                "ZTO",
+                dt.datetime(2025, 3, 5, 10, 0),
+                int(V1),
+                12.5,
+                0.75,
+                0.12,
+                "签名",
+            ],
+            ["SF002", "ZTO", "2025-03-06 08:00", V2, 3, 1.1, None, None],
+        ],
+    )
     df, info = read_log_file(path)
     assert info.format == "xlsx" and info.rows == 2
     rows = df.drop("source_file").to_dicts()
-    assert rows[0] == EXPECTED | {"waybill_no": "773012345678901", "delivered_at": "2025-03-05 10:00:00"}
-    assert rows[1] == {"waybill_no": "SF002", "company": "ZTO", "delivered_at": "2025-03-06 08:00",
-                       "village_code": V2, "distance_km": "3", "cost_yuan": "1.1",
-                       "revenue_yuan": None, "proof": None, "source_row": 2}
+    assert rows[0] == EXPECTED | {
+        "waybill_no": "773012345678901",
+        "delivered_at": "2025-03-05 10:00:00",
+    }
+    assert rows[1] == {
+        "waybill_no": "SF002",
+        "company": "ZTO",
+        "delivered_at": "2025-03-06 08:00",
+        "village_code": V2,
+        "distance_km": "3",
+        "cost_yuan": "1.1",
+        "revenue_yuan": None,
+        "proof": None,
+        "source_row": 2,
+    }
 
 
 def test_parquet_typed_columns(tmp_path):
     path = tmp_path / "x.parquet"
-    pl.DataFrame({
-        "waybill_no": ["SF001"], "company": ["ZTO"],
-        "delivered_at": [dt.datetime(2025, 3, 5, 10, 0)],
-        "village_code": [int(V1)], "distance_km": [12.5], "cost_yuan": [0.75],
-        "revenue_yuan": [0.12], "proof": ["签名"],
-    }).write_parquet(path)
+    pl.DataFrame(
+        {
+            "waybill_no": ["SF001"],
+            "company": ["ZTO"],
+            "delivered_at": [dt.datetime(2025, 3, 5, 10, 0)],
+            "village_code": [int(V1)],
+            "distance_km": [12.5],
+            "cost_yuan": [0.75],
+            "revenue_yuan": [0.12],
+            "proof": ["签名"],
+        }
+    ).write_parquet(path)
     assert first(read_log_file(path)[0]) == EXPECTED | {"delivered_at": "2025-03-05 10:00:00"}
 
 
 def test_parquet_float_codes_and_utc_timestamps(tmp_path):
     path = tmp_path / "x.parquet"
-    pl.DataFrame({
-        "waybill_no": [773012345678901.0], "company": ["ZTO"],
-        "delivered_at": pl.Series([dt.datetime(2025, 3, 5, 2, 0)]).dt.replace_time_zone("UTC"),
-        "village_code": [float(V1)], "distance_km": [12.5], "cost_yuan": [0.75],
-    }).write_parquet(path)
+    pl.DataFrame(
+        {
+            "waybill_no": [773012345678901.0],
+            "company": ["ZTO"],
+            "delivered_at": pl.Series([dt.datetime(2025, 3, 5, 2, 0)]).dt.replace_time_zone("UTC"),
+            "village_code": [float(V1)],
+            "distance_km": [12.5],
+            "cost_yuan": [0.75],
+        }
+    ).write_parquet(path)
     got = first(read_log_file(path)[0])
     assert got["waybill_no"] == "773012345678901"
     assert got["village_code"] == V1
@@ -122,8 +183,16 @@ def test_float_trap_through_parquet_and_excel(tmp_path):
     # 0.75 元 × max_cost_share 0.12 must give 9 分, never 8
     cfg = tiny_config(tmp_path, share="0.12")
     pq = tmp_path / "x.parquet"
-    pl.DataFrame({"waybill_no": ["P"], "company": ["ZTO"], "delivered_at": ["2025-03-05 10:00"],
-                  "village_code": [V1], "distance_km": [12.0], "cost_yuan": [0.75]}).write_parquet(pq)
+    pl.DataFrame(
+        {
+            "waybill_no": ["P"],
+            "company": ["ZTO"],
+            "delivered_at": ["2025-03-05 10:00"],
+            "village_code": [V1],
+            "distance_km": [12.0],
+            "cost_yuan": [0.75],
+        }
+    ).write_parquet(pq)
     xl = tmp_path / "x.xlsx"
     write_xlsx(xl, [["X", "ZTO", dt.datetime(2025, 3, 5, 11), int(V2), 12, 0.75, None, None]])
     df, _ = read_logs([pq, xl])
@@ -132,12 +201,21 @@ def test_float_trap_through_parquet_and_excel(tmp_path):
 
 def test_source_rows_and_directories(tmp_path):
     (tmp_path / "logs" / "sub").mkdir(parents=True)
-    (tmp_path / "logs" / "b.csv").write_text(EN + LINE + LINE.replace("SF001", "SF002"), encoding="utf-8")
+    (tmp_path / "logs" / "b.csv").write_text(
+        EN + LINE + LINE.replace("SF001", "SF002"), encoding="utf-8"
+    )
     (tmp_path / "logs" / "sub" / "a.csv").write_text(EN + LINE, encoding="utf-8")
     (tmp_path / "logs" / "notes.md").write_text("not a log", encoding="utf-8")
     df, infos = read_logs([tmp_path / "logs"])
-    assert [i.path for i in infos] == [str(tmp_path / "logs" / "b.csv"), str(tmp_path / "logs" / "sub" / "a.csv")]
-    assert df.select("source_row", "waybill_no").rows() == [(1, "SF001"), (2, "SF002"), (1, "SF001")]
+    assert [i.path for i in infos] == [
+        str(tmp_path / "logs" / "b.csv"),
+        str(tmp_path / "logs" / "sub" / "a.csv"),
+    ]
+    assert df.select("source_row", "waybill_no").rows() == [
+        (1, "SF001"),
+        (2, "SF002"),
+        (1, "SF001"),
+    ]
 
 
 def test_header_only_file_has_no_rows(tmp_path):
@@ -148,10 +226,16 @@ def test_header_only_file_has_no_rows(tmp_path):
 
 
 BAD_FILES = [
-    ("missing.csv", EN.replace("village_code,", "village,").encode() + b"\n",
-     "缺少必需的列 village_code（嘎查村代码）"),
-    ("ambiguous.csv", "运单号,快递企业,企业编码,签收时间,村代码,派送距离,派送成本\n".encode(),
-     "列“快递企业”和“企业编码”都对应字段 company"),
+    (
+        "missing.csv",
+        EN.replace("village_code,", "village,").encode() + b"\n",
+        "缺少必需的列 village_code（嘎查村代码）",
+    ),
+    (
+        "ambiguous.csv",
+        "运单号,快递企业,企业编码,签收时间,村代码,派送距离,派送成本\n".encode(),
+        "列“快递企业”和“企业编码”都对应字段 company",
+    ),
     ("empty.csv", b"", "文件为空"),
     ("blank.csv", b"\n\n  \n", "文件为空"),
     ("garbage.parquet", b"PAR1 this is not parquet", "Parquet 无法读取"),
@@ -197,7 +281,15 @@ def test_float_trap_029(tmp_path):
     assert math.floor(0.58 * 0.5 * 100) == 28
     cfg = tiny_config(tmp_path, tiers=True)  # border 0.25 × 1.5 = 0.375, capped at 0.30
     pq = tmp_path / "x.parquet"
-    pl.DataFrame({"waybill_no": ["P"], "company": ["ZTO"], "delivered_at": ["2025-03-05 10:00"],
-                  "village_code": [V_BORDER], "distance_km": [5.0], "cost_yuan": [0.58]}).write_parquet(pq)
+    pl.DataFrame(
+        {
+            "waybill_no": ["P"],
+            "company": ["ZTO"],
+            "delivered_at": ["2025-03-05 10:00"],
+            "village_code": [V_BORDER],
+            "distance_km": [5.0],
+            "cost_yuan": [0.58],
+        }
+    ).write_parquet(pq)
     df, _ = read_logs([pq])
     assert settle_rows(cfg, df).rate() == {"P": 29}

@@ -9,9 +9,18 @@ cost share. Companies: ZTO (default revenue 0.85), YTO (none; policy default 0.5
 from __future__ import annotations
 
 import pytest
-
-from conftest import (V1, V1B, V2, V_BORDER, V_OTHER_LEAGUE, V_OVERRIDE, V_URBAN, row,
-                      settle_rows, tiny_config)
+from conftest import (
+    V1,
+    V1B,
+    V2,
+    V_BORDER,
+    V_OTHER_LEAGUE,
+    V_OVERRIDE,
+    V_URBAN,
+    row,
+    settle_rows,
+    tiny_config,
+)
 
 # --------------------------------------------------------------------------- rates (§4.2)
 
@@ -27,8 +36,16 @@ RATE_CASES = [
     ("cost share floors: 0.5 × 0.25 = 0.125 → 12 分", row("W", km="12", cost="0.25"), 12),
     ("mid-month switch: 03-15 23:59 is still T-1", row("W", at="2025-03-15 23:59:59"), 10),
     ("mid-month switch: 03-16 00:00 is T-2, 0.12 元", row("W", at="2025-03-16 00:00"), 12),
-    ("T-2 border 0.22 元 is capped at T-2's 0.20", row("W", village=V_BORDER, at="2025-03-20 08:00"), 20),
-    ("T-2 has no cost share: cost 0.01 still gives 12", row("W", at="2025-03-20 08:00", cost="0.01"), 12),
+    (
+        "T-2 border 0.22 元 is capped at T-2's 0.20",
+        row("W", village=V_BORDER, at="2025-03-20 08:00"),
+        20,
+    ),
+    (
+        "T-2 has no cost share: cost 0.01 still gives 12",
+        row("W", at="2025-03-20 08:00", cost="0.01"),
+        12,
+    ),
 ]
 
 
@@ -40,7 +57,9 @@ def test_rate_per_parcel(tiny, case, data, expected):
 
 def test_policy_version_and_area_class_are_recorded(tiny):
     result = settle_rows(tiny, [row("A", village=V_OVERRIDE), row("B", at="2025-03-20 08:00")])
-    got = {r["waybill_no"]: (r["policy_version"], r["area_class"]) for r in result.ledger.to_dicts()}
+    got = {
+        r["waybill_no"]: (r["policy_version"], r["area_class"]) for r in result.ledger.to_dicts()
+    }
     assert got == {"A": ("T-1", "border"), "B": ("T-2", "default")}
 
 
@@ -58,8 +77,17 @@ def test_volume_tiers_count_all_companies_in_the_village(tmp_path):
     rows += [row(f"B{i}", village=V2, company="YTO" if i else "ZTO") for i in range(3)]
     rows += [row(f"C{i}", village=V1B) for i in range(4)]
     rates = settle_rows(cfg, rows).rate()
-    assert rates == {"A1": 15, "A2": 15, "B0": 12, "B1": 12, "B2": 12,
-                     "C0": 10, "C1": 10, "C2": 10, "C3": 10}
+    assert rates == {
+        "A1": 15,
+        "A2": 15,
+        "B0": 12,
+        "B1": 12,
+        "B2": 12,
+        "C0": 10,
+        "C1": 10,
+        "C2": 10,
+        "C3": 10,
+    }
 
 
 def test_rejected_rows_do_not_count_towards_village_volume(tmp_path):
@@ -97,8 +125,9 @@ REASON_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("code", "data"), REASON_CASES,
-                         ids=[f"{c}-{i}" for i, (c, _) in enumerate(REASON_CASES)])
+@pytest.mark.parametrize(
+    ("code", "data"), REASON_CASES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(REASON_CASES)]
+)
 def test_reason_codes(tiny, code, data):
     result = settle_rows(tiny, [data])
     assert result.ledger.height == 0
@@ -152,10 +181,17 @@ def test_duplicate_keeps_the_earliest_delivery(tiny):
 
 
 def test_duplicate_ties_broken_by_company_then_village(tiny):
-    rows = [row("D", company="ZTO"), row("D", company="YTO"), row("E", village=V2), row("E", village=V1)]
+    rows = [
+        row("D", company="ZTO"),
+        row("D", company="YTO"),
+        row("E", village=V2),
+        row("E", village=V1),
+    ]
     result = settle_rows(tiny, rows)
     assert sorted(result.ledger.select("waybill_no", "company", "village_code").rows()) == [
-        ("D", "YTO", V1), ("E", "ZTO", V1)]
+        ("D", "YTO", V1),
+        ("E", "ZTO", V1),
+    ]
 
 
 def test_duplicate_only_among_rows_that_pass_earlier_checks(tiny):
@@ -171,8 +207,16 @@ def test_whitespace_around_values_is_ignored(tiny):
     assert result.rate() == {"W1": 10}
 
 
-@pytest.mark.parametrize("text", ["2025/03/05 10:00", "2025-03-05T10:00:00", "2025-03-05 10:00:59",
-                                  "2025/3/5 9:05", "2025-03-05 10:00:00.250"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025/03/05 10:00",
+        "2025-03-05T10:00:00",
+        "2025-03-05 10:00:59",
+        "2025/3/5 9:05",
+        "2025-03-05 10:00:00.250",
+    ],
+)
 def test_accepted_time_formats(tiny, text):
     result = settle_rows(tiny, [row("W", at=text)])
     assert result.ledger.height == 1, result.rejects.to_dicts()
@@ -190,8 +234,12 @@ BREAKEVEN_ROWS = [
 SCOPE_CASES = {
     # scope: ({unit_key: (gross, cap, after_breakeven)}, {waybill: subsidy_fen})
     "company_county": (
-        {"ZTO|150702": (15, 5, 5), "ZTO|150783": (15, 20, 15),
-         "YTO|150702": (15, 8, 8), "YTO|150783": (10, 0, 0)},
+        {
+            "ZTO|150702": (15, 5, 5),
+            "ZTO|150783": (15, 20, 15),
+            "YTO|150702": (15, 8, 8),
+            "YTO|150783": (10, 0, 0),
+        },
         {"W1": 5, "W2": 15, "W3": 8, "W4": 0},
     ),
     "county": (
@@ -220,8 +268,10 @@ SCOPE_CASES = {
 def test_breakeven_scopes(tmp_path, scope):
     units, subsidy = SCOPE_CASES[scope]
     result = settle_rows(tiny_config(tmp_path, scope=scope), BREAKEVEN_ROWS)
-    got = {u["unit_key"]: (u["gross_fen"], u["cap_fen"], u["after_breakeven_fen"])
-           for u in result.units.to_dicts()}
+    got = {
+        u["unit_key"]: (u["gross_fen"], u["cap_fen"], u["after_breakeven_fen"])
+        for u in result.units.to_dicts()
+    }
     assert got == units
     assert result.subsidy() == subsidy
     assert sorted(result.ledger["unit_key"].unique()) == sorted(units)
@@ -229,8 +279,10 @@ def test_breakeven_scopes(tmp_path, scope):
 
 def test_revenue_falls_back_to_company_then_policy(tmp_path):
     cfg = tiny_config(tmp_path, scope="company_league")
-    rows = [row("A", "ZTO", km="12", cost="1.00", revenue=None),   # ZTO default 0.85
-            row("B", "YTO", km="12", cost="1.00", revenue=None)]   # policy default 0.50
+    rows = [
+        row("A", "ZTO", km="12", cost="1.00", revenue=None),  # ZTO default 0.85
+        row("B", "YTO", km="12", cost="1.00", revenue=None),
+    ]  # policy default 0.50
     result = settle_rows(cfg, rows)
     assert result.unit("ZTO")["cap_fen"] == 15
     assert result.unit("YTO")["cap_fen"] == 50
@@ -243,8 +295,10 @@ def test_revenue_falls_back_to_company_then_policy(tmp_path):
 # Units: ZTO|150702 two parcels of 15 (gross 30), YTO|150702 15, ZTO|150783 15; no break-even
 # binding (cost 2.00, revenue 0). Requested 60 分.
 BUDGET_ROWS = [
-    row("A1", "ZTO", village=V1, km="12"), row("A2", "ZTO", village=V1B, km="12"),
-    row("B1", "YTO", village=V1, km="12"), row("C1", "ZTO", village=V2, km="12"),
+    row("A1", "ZTO", village=V1, km="12"),
+    row("A2", "ZTO", village=V1B, km="12"),
+    row("B1", "YTO", village=V1, km="12"),
+    row("C1", "ZTO", village=V2, km="12"),
 ]
 
 
