@@ -17,7 +17,7 @@ import polars as pl
 from . import __version__
 from .config import Config
 from .ingest import InputFile, read_logs
-from .outputs import discard, publish, sha256_file, write_staged
+from .outputs import PART_FILE, discard, partition, publish, sha256_file, write_staged
 from .period import Month
 from .rules import PIPELINE, VALIDATION, connect, load_inputs, run_sql
 from .store import record_run
@@ -53,16 +53,7 @@ def _rows(con, sql: str, params: list | None = None) -> list[dict]:
 
 
 def _per_file(con, inputs: list[InputFile]) -> list[dict]:
-    counts = {
-        r["source_file"]: r
-        for r in _rows(
-            con,
-            """
-            SELECT source_file, COUNT(*) FILTER (WHERE reason_code IS NULL) AS accepted,
-                   COUNT(*) FILTER (WHERE reason_code IS NOT NULL) AS rejected
-            FROM checked GROUP BY source_file""",
-        )
-    }
+    counts = {r["source_file"]: r for r in _rows(con, "SELECT * FROM file_counts")}
     out = []
     for f in inputs:
         c = counts.get(f.path, {"accepted": 0, "rejected": 0})
@@ -92,10 +83,11 @@ def compute(
     progress: Progress = None,
     memory_limit: str | None = None,
     files: tuple[str, ...] = PIPELINE,
+    temp_dir: Path | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run sql/ on an all-text log frame; yields the connection holding the result tables
-    (checked, rejects_out, parcels, units, budget, ledger_out)."""
-    con = connect(memory_limit)
+    (rejects_out, file_counts, units, budget, ledger_out; intermediates are dropped)."""
+    con = connect(memory_limit, temp_dir)
     try:
         load_inputs(con, cfg, league, month, run_id, frame, store)
         run_sql(con, files, progress=progress)
@@ -124,53 +116,59 @@ def settle_month(
     say(f"共读取 {frame.height:,} 行，开始结算 {league} {month}")
 
     staging = out_dir / ".staging" / run_id
-    with compute(cfg, league, month, frame, store, run_id, say, memory_limit) as con:
-        del frame
-        say("写出 Parquet")
-        outputs = write_staged(con, staging, league, str(month))
-        manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
-        payouts = _rows(
-            con,
-            """
-            SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
-                   SUM(subsidy_fen) AS subsidy_fen
-            FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""",
-        )
     try:
+        with compute(
+            cfg, league, month, frame, store, run_id, say, memory_limit, temp_dir=staging / "spill"
+        ) as con:
+            del frame
+            say("写出 Parquet")
+            outputs = write_staged(con, staging, league, str(month))
+            manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
+            payouts = _rows(
+                con,
+                """
+                SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
+                       SUM(subsidy_fen) AS subsidy_fen
+                FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""",
+            )
         manifest_file = publish(staging, out_dir, league, str(month), manifest)
-        t = manifest["totals"]
-        superseded = record_run(
-            store,
-            {
-                "run_id": run_id,
-                "league_code": league,
-                "month": str(month),
-                "started_at": started.replace(tzinfo=None),
-                "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                "input_sha256": manifest["input_sha256"],
-                "config_sha256": manifest["config_sha256"],
-                "manifest_sha256": sha256_file(manifest_file),
-                "out_dir": str(out_dir.resolve()),
-                "rows_in": manifest["counts"]["rows_in"],
-                "parcels": manifest["counts"]["parcels"],
-                "rejects": manifest["counts"]["rejects"],
-                "gross_fen": t["gross_fen"],
-                "after_breakeven_fen": t["after_breakeven_fen"],
-                "subsidy_fen": t["subsidy_fen"],
-                "budget_available_fen": manifest["budget"]["available_fen"],
-            },
-            out_dir / "ledger" / f"league={league}" / f"month={month}" / "part-0.parquet",
-            out_dir,
-        )
+        ledger_file = out_dir / partition("ledger", league, str(month)) / PART_FILE
+        record = _run_record(manifest, started, manifest_file, out_dir)
+        superseded = record_run(store, record, ledger_file, out_dir)
     finally:
         discard(staging)
-    say(f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {t['subsidy_fen']:,} 分")
+    say(
+        f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {manifest['totals']['subsidy_fen']:,} 分"
+    )
     return RunResult(run_id, league, str(month), manifest, manifest_file, superseded, payouts)
+
+
+def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_dir: Path) -> dict:
+    """The store's `runs` row for a published run."""
+    counts, totals = manifest["counts"], manifest["totals"]
+    return {
+        "run_id": manifest["run_id"],
+        "league_code": manifest["league_code"],
+        "month": manifest["month"],
+        "started_at": started.replace(tzinfo=None),
+        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "input_sha256": manifest["input_sha256"],
+        "config_sha256": manifest["config_sha256"],
+        "manifest_sha256": sha256_file(manifest_file),
+        "out_dir": str(out_dir.resolve()),
+        "rows_in": counts["rows_in"],
+        "parcels": counts["parcels"],
+        "rejects": counts["rejects"],
+        "gross_fen": totals["gross_fen"],
+        "after_breakeven_fen": totals["after_breakeven_fen"],
+        "subsidy_fen": totals["subsidy_fen"],
+        "budget_available_fen": manifest["budget"]["available_fen"],
+    }
 
 
 def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs) -> dict:
     counts = con.execute("""
-        SELECT (SELECT COUNT(*) FROM checked), (SELECT COUNT(*) FROM ledger_out),
+        SELECT (SELECT COALESCE(SUM(rows_in), 0) FROM file_counts), (SELECT COUNT(*) FROM ledger_out),
                (SELECT COUNT(*) FROM rejects_out)""").fetchall()[0]
     by_reason = dict(
         con.execute(
@@ -189,7 +187,7 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
     totals["breakeven_reduction_fen"] = totals["gross_fen"] - totals["after_breakeven_fen"]
     totals["budget_reduction_fen"] = totals["after_breakeven_fen"] - totals["subsidy_fen"]
     budget = _rows(con, "SELECT * FROM budget")[0]
-    used = {r[0] for r in con.execute("SELECT DISTINCT version_id FROM parcels").fetchall()}
+    used = {r[0] for r in con.execute("SELECT DISTINCT policy_version FROM ledger_out").fetchall()}
     versions = [
         {
             "id": v.id,
@@ -283,7 +281,7 @@ def validate_logs(
             [examples],
         )
         rejects = con.sql("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
-        total = con.execute("SELECT COUNT(*) FROM checked").fetchall()[0][0]
+        total = con.execute("SELECT COALESCE(SUM(rows_in), 0) FROM file_counts").fetchall()[0][0]
     grouped: dict[str, list[dict]] = {}
     for row in example_rows:
         grouped.setdefault(row["reason_code"], []).append(row)

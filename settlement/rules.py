@@ -33,6 +33,8 @@ PIPELINE = (
     "70_ledger.sql",
 )
 VALIDATION = PIPELINE[:3]
+#: DuckDB spills to disk beyond this; the input frame (Polars/Arrow) is outside it.
+DEFAULT_MEMORY_LIMIT = "4GB"
 
 
 def _plain(d: Decimal) -> str:
@@ -173,10 +175,14 @@ def run_sql(
         con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
 
 
-def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for one settlement."""
+def connect(
+    memory_limit: str | None = None, temp_dir: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for one settlement, spilling to temp_dir past the limit."""
     con = duckdb.connect(":memory:")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        con.execute("SET temp_directory = ?", [str(temp_dir)])
     con.execute("SET preserve_insertion_order = false")
     return con

@@ -126,7 +126,13 @@ def generate(
     popularity = rng.pareto(1.1, eligible.height) + 0.05  # a few villages get most parcels
     village_idx = rng.choice(eligible.height, size=rows, p=popularity / popularity.sum())
 
-    distance = np.round(village_base_km[village_idx] * rng.uniform(0.85, 1.15, rows), 1)
+    distance = np.round(
+        np.minimum(
+            village_base_km[village_idx] * rng.uniform(0.85, 1.15, rows),
+            float(policy.max_distance_km),
+        ),
+        1,
+    )
     max_cost = float(policy.max_cost_yuan)
     cost = np.round(
         np.clip(0.45 + 0.021 * distance + rng.normal(0, 0.12, rows), 0.3, max_cost * 0.9), 2

@@ -3,7 +3,7 @@
 -- purpose: validation. A row that passes every check is accepted (reason_code NULL).
 -- inputs:  parsed, companies, villages, eligible_urban_rural, policy_versions, run_params,
 --          settled_elsewhere (waybills already settled by another 盟市-month's current run)
--- outputs: checked
+-- outputs: checked (parsed is dropped)
 -- grain:   one row per input row
 --
 -- DUPLICATE looks only at rows that passed every earlier check; among those, the earliest row
@@ -73,3 +73,5 @@ SELECT
     s.run_id                             AS settled_run_id
 FROM ranked k
 LEFT JOIN settled_elsewhere s ON s.waybill_no = k.waybill_no AND k.early_reason IS NULL;
+
+DROP TABLE parsed;  -- everything it held is in checked

@@ -4,8 +4,8 @@
 --          reason code, its Chinese text and a detail naming the column and value that failed,
 --          so a courier company's clerk can find and fix the row.
 -- inputs:  checked, reason_codes, run_params
--- outputs: rejects_out
--- grain:   one row per rejected input row
+-- outputs: rejects_out, file_counts
+-- grain:   rejects_out: one row per rejected input row; file_counts: one row per input file
 
 CREATE OR REPLACE TEMP TABLE rejects_out AS
 SELECT
@@ -51,3 +51,13 @@ JOIN reason_codes rc ON rc.reason_code = c.reason_code
 CROSS JOIN run_params r
 WHERE c.reason_code IS NOT NULL
 ORDER BY c.source_file, c.source_row;
+
+-- Rows accepted and rejected per input file: SPEC §7.1 reconciles these with each file's rows.
+CREATE OR REPLACE TEMP TABLE file_counts AS
+SELECT
+    source_file,
+    COUNT(*)                                     AS rows_in,
+    COUNT(*) FILTER (WHERE reason_code IS NULL)  AS accepted,
+    COUNT(*) FILTER (WHERE reason_code IS NOT NULL) AS rejected
+FROM checked
+GROUP BY source_file;

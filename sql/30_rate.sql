@@ -8,7 +8,8 @@
 --          Also the revenue used for break-even and the break-even unit_key (SPEC §4.3).
 -- inputs:  checked, area_villages, area_counties, rate_bands, volume_tiers, policy_versions,
 --          run_params
--- outputs: village_volume (one row per village), parcels (one row per accepted parcel)
+-- outputs: village_volume (one row per village), parcels (one row per accepted parcel);
+--          checked is dropped (rejects and file_counts were taken from it in 25_rejects.sql)
 -- grain:   parcels: one row per accepted parcel
 
 CREATE OR REPLACE TEMP TABLE village_volume AS
@@ -71,3 +72,5 @@ JOIN rate_bands b
  AND b.area_class = k.area_class
  AND k.distance_km >= b.distance_from_km
  AND (b.distance_to_km IS NULL OR k.distance_km < b.distance_to_km);
+
+DROP TABLE checked;

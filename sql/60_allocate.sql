@@ -5,7 +5,7 @@
 --          leftover 分 go one each to the largest remainders (ties: smaller waybill_no).
 --          So 0 ≤ subsidy_fen ≤ rate_fen ≤ 30 and the parcels sum to the unit exactly.
 -- inputs:  parcels, units
--- outputs: allocated
+-- outputs: allocated (parcels is dropped)
 -- grain:   one row per accepted parcel
 
 CREATE OR REPLACE TEMP TABLE allocated AS
@@ -43,3 +43,5 @@ SELECT * EXCLUDE (base_fen, remainder, remainder_rank, leftover_fen),
        CAST(base_fen + CASE WHEN remainder_rank <= leftover_fen THEN 1 ELSE 0 END AS INTEGER)
            AS subsidy_fen
 FROM ranked;
+
+DROP TABLE parcels;

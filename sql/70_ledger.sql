@@ -5,7 +5,7 @@
 --          ledger.revenue_yuan is the revenue used for break-even (the row's own, else the
 --          company's default, else the policy's; revenue_source says which).
 -- inputs:  allocated, run_params
--- outputs: ledger_out
+-- outputs: ledger_out (allocated is dropped)
 -- grain:   one row per accepted parcel
 
 CREATE OR REPLACE TEMP TABLE ledger_out AS
@@ -37,3 +37,5 @@ SELECT
     r.run_id
 FROM allocated a, run_params r
 ORDER BY a.unit_key, a.waybill_no;
+
+DROP TABLE allocated;
