@@ -39,6 +39,9 @@ def friendly(func):
             _fail(f"错误：{exc}", exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # output piped into `head`: not an error
+            sys.stderr.close()
+            sys.exit(0)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("SETTLE_DEBUG"):
                 traceback.print_exc()
@@ -130,18 +133,31 @@ def main() -> None:
     default=None,
     help="结算库（DuckDB 文件），默认 <out>/settlement.duckdb。",
 )
-@click.option("--memory-limit", default=None, help="DuckDB 内存上限，如 2GB。")
+@click.option(
+    "--memory-limit", default=None, help="DuckDB 内存上限，如 2GB（默认 4GB，超出部分写入磁盘）。"
+)
+@click.option(
+    "--supplementary",
+    is_flag=True,
+    help="补充结算：已封存月份迟到的投递；应付金额计入下一个未封存月份的结算单。",
+)
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
-def run(league, month, logs, config_dir, out_dir, store, memory_limit, quiet) -> None:
+def run(
+    league, month, logs, config_dir, out_dir, store, memory_limit, supplementary, quiet
+) -> None:
     """Settle one 盟市-month: ledger, rejects, units and manifest under --out.
 
     Re-running a 盟市-month replaces its outputs and supersedes its earlier run in the store.
+    A sealed month cannot be re-run; its late parcels are settled with --supplementary, keeping
+    break-even and the budget over the month's original and late parcels together.
     """
     from .engine import settle_month
 
     cfg = load_config(config_dir)
-    result = settle_month(cfg, league, month, logs, out_dir, store, _progress(quiet), memory_limit)
+    result = settle_month(
+        cfg, league, month, logs, out_dir, store, _progress(quiet), memory_limit, supplementary
+    )
     _print_run(result)
 
 
@@ -168,6 +184,14 @@ def _print_run(result) -> None:
     )
     if result.superseded:
         click.echo(f"  已取代此前批次 {result.superseded}")
+    if m.get("kind") == "supplementary":
+        click.echo(
+            f"  补充结算：应付 {format_yuan(t['subsidy_fen'])} 元计入 {m['payable_in_month']} 结算单的调整项"
+        )
+        if t.get("breakeven_excess_fen"):
+            click.echo(
+                f"  注意：迟到投递使盈亏平衡上限降低，此前已付超出 {format_yuan(t['breakeven_excess_fen'])} 元（未追回，请人工处理）"
+            )
     click.echo(f"  清单 {result.manifest_path}")
 
 
@@ -266,6 +290,141 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
         except ValueError:
             raise click.BadParameter(f"“{value}”应为 KIND=SHARE，如 duplicate=0.01") from None
     return out
+
+
+store_option = click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path("out/settlement.duckdb"),
+    show_default=True,
+    help="结算库（DuckDB 文件）。",
+)
+
+
+def _date(_ctx, _param, value: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"“{value}”应为日期 YYYY-MM-DD") from None
+
+
+@main.command()
+@league_option
+@month_option
+@store_option
+@click.option("--reviewed-by", required=True, help="审核人。")
+@click.option("--notice-start", required=True, callback=_date, help="公示开始日期 YYYY-MM-DD。")
+@click.option("--notice-end", required=True, callback=_date, help="公示结束日期 YYYY-MM-DD（含）。")
+@click.option("--approved-by", required=True, help="审批人。")
+@click.option("--approval-ref", required=True, help="审批文号，如 呼邮管〔2025〕12号。")
+@friendly
+def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_by, approval_ref):
+    """Seal a settled month after review, public notice and approval (审核、公示、审批).
+
+    A sealed month cannot be re-run and its waybills stay paid; late parcels are settled with
+    `settle run --supplementary`.
+    """
+    from .store import seal_month
+
+    row = seal_month(
+        store,
+        league,
+        month,
+        {
+            "reviewed_by": reviewed_by,
+            "notice_start": notice_start,
+            "notice_end": notice_end,
+            "approved_by": approved_by,
+            "approval_ref": approval_ref,
+        },
+    )
+    click.echo(
+        f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审批文号 {approval_ref}，"
+        f"公示 {notice_start} 至 {notice_end}）"
+    )
+
+
+@main.command()
+@click.option("--league", default=None, callback=_league, help="只列出该盟市。")
+@click.option("--month", default=None, callback=_month, help="只列出该月份。")
+@store_option
+@friendly
+def runs(league, month, store) -> None:
+    """List runs and their state: current or superseded, regular or supplementary, sealed."""
+    from .store import list_runs
+
+    rows = list_runs(store, league, month)
+    if not rows:
+        click.echo("结算库中没有结算批次")
+        return
+    for r in rows:
+        state = {"current": "有效", "superseded": "已被取代"}[r["status"]]
+        kind = "补充结算" if r["kind"] == "supplementary" else "月度结算"
+        extra = f"，被 {r['superseded_by']} 取代" if r["superseded_by"] else ""
+        if r["kind"] == "supplementary":
+            extra += f"，计入 {r['payable_in_month']}"
+        click.echo(
+            f"{r['run_id']}  {r['league_code']} {r['month']}  {kind}  {state}"
+            f"{'  已封存' if r['sealed'] else ''}  受理 {r['parcels']:,} 件  "
+            f"补贴 {format_yuan(r['subsidy_fen'])} 元{extra}"
+        )
+
+
+@main.command()
+@league_option
+@click.option(
+    "--year",
+    required=True,
+    type=click.IntRange(2000, 2100),
+    help="预算年度（从该年的预算起始月开始）。",
+)
+@store_option
+@config_option
+@friendly
+def status(league, year, store, config_dir) -> None:
+    """Per month of a budget year: what was paid, budget used and budget left."""
+    from .store import year_payments
+
+    policy = load_config(config_dir).policy(league)
+    start = Month(year, policy.year_start_month)
+    annual = int(policy.annual_budget_yuan * 100)
+    paid = {r["month"]: r for r in year_payments(store, league, start)}
+    click.echo(
+        f"{policy.league_name}（{league}）预算年度 {start} 至 {start.shift(11)}："
+        f"年度预算 {format_yuan(annual)} 元，规则 {policy.budget_rule}"
+    )
+    click.echo(
+        "  "
+        + _pad("月份", 9)
+        + _pad("状态", 10)
+        + _pad("受理件数", 12, True)
+        + _pad("月度结算(元)", 16, True)
+        + _pad("补充结算(元)", 14, True)
+        + _pad("累计已用(元)", 16, True)
+        + _pad("预算余额(元)", 16, True)
+    )
+    used = 0
+    for k in range(12):
+        month = start.shift(k)
+        r = paid.get(str(month))
+        if r is None:
+            click.echo("  " + _pad(str(month), 9) + "未结算")
+            continue
+        used += r["paid_fen"]
+        state = "已封存" if r["sealed"] else "已结算"
+        click.echo(
+            "  "
+            + _pad(str(month), 9)
+            + _pad(state, 10)
+            + _pad(f"{r['parcels']:,}", 12, True)
+            + _pad(format_yuan(r["regular_fen"] or 0), 16, True)
+            + _pad(format_yuan(r["supplementary_fen"]), 14, True)
+            + _pad(format_yuan(used), 16, True)
+            + _pad(format_yuan(annual - used), 16, True)
+        )
+    click.echo(f"合计已用 {format_yuan(used)} 元，预算余额 {format_yuan(annual - used)} 元")
 
 
 @main.command()

@@ -16,11 +16,20 @@ import polars as pl
 
 from . import __version__
 from .config import Config
+from .errors import RefusedError
 from .ingest import InputFile, read_logs
-from .outputs import PART_FILE, discard, partition, publish, sha256_file, write_staged
+from .outputs import (
+    PART_FILE,
+    discard,
+    partition,
+    publish,
+    sha256_file,
+    supplement_file,
+    write_staged,
+)
 from .period import Month
 from .rules import PIPELINE, VALIDATION, connect, load_inputs, run_sql
-from .store import record_run
+from .store import month_state, next_open_month, record_run
 
 Progress = Callable[[str], None] | None
 
@@ -84,12 +93,14 @@ def compute(
     memory_limit: str | None = None,
     files: tuple[str, ...] = PIPELINE,
     temp_dir: Path | None = None,
+    supplementary: bool = False,
+    month_ledgers: list[Path] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run sql/ on an all-text log frame; yields the connection holding the result tables
     (rejects_out, file_counts, units, budget, ledger_out; intermediates are dropped)."""
     con = connect(memory_limit, temp_dir)
     try:
-        load_inputs(con, cfg, league, month, run_id, frame, store)
+        load_inputs(con, cfg, league, month, run_id, frame, store, supplementary, month_ledgers)
         run_sql(con, files, progress=progress)
         yield con
     finally:
@@ -105,24 +116,54 @@ def settle_month(
     store: Path | None = None,
     progress: Progress = None,
     memory_limit: str | None = None,
+    supplementary: bool = False,
 ) -> RunResult:
-    """Settle one 盟市-month: read logs, apply sql/, publish Parquet, manifest and store record."""
+    """Settle one 盟市-month: read logs, apply sql/, publish Parquet, manifest and store record.
+
+    A sealed month cannot be settled again; its late parcels go in a supplementary run
+    (`supplementary=True`), which keeps break-even and the budget over the whole month.
+    """
     say = progress or (lambda _msg: None)
     policy = cfg.policy(league)
+    store = store if store is not None else out_dir / "settlement.duckdb"
+    state = month_state(store, league, month)
+    if state.seal is not None and not supplementary:
+        raise RefusedError(
+            f"盟市 {league} {month} 已封存（审批文号 {state.seal['approval_ref']}），不能重新结算；"
+            "迟到的投递请用 settle run --supplementary 补充结算"
+        )
+    if supplementary and state.seal is None:
+        raise RefusedError(
+            f"盟市 {league} {month} 尚未封存，补充结算只用于已封存的月份；请直接重新结算该月"
+        )
+    part = supplement_file(state.supplements + 1) if supplementary else PART_FILE
+    month_ledgers = sorted((out_dir / partition("ledger", league, str(month))).glob("*.parquet"))
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(league, month)
-    store = store if store is not None else out_dir / "settlement.duckdb"
     frame, inputs = read_logs(logs, progress=say)
-    say(f"共读取 {frame.height:,} 行，开始结算 {league} {month}")
+    say(
+        f"共读取 {frame.height:,} 行，开始结算 {league} {month}"
+        + ("（补充结算）" if supplementary else "")
+    )
 
     staging = out_dir / ".staging" / run_id
     try:
         with compute(
-            cfg, league, month, frame, store, run_id, say, memory_limit, temp_dir=staging / "spill"
+            cfg,
+            league,
+            month,
+            frame,
+            store,
+            run_id,
+            say,
+            memory_limit,
+            temp_dir=staging / "spill",
+            supplementary=supplementary,
+            month_ledgers=month_ledgers,
         ) as con:
             del frame
             say("写出 Parquet")
-            outputs = write_staged(con, staging, league, str(month))
+            outputs = write_staged(con, staging, league, str(month), part)
             manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
             payouts = _rows(
                 con,
@@ -131,8 +172,11 @@ def settle_month(
                        SUM(subsidy_fen) AS subsidy_fen
                 FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""",
             )
-        manifest_file = publish(staging, out_dir, league, str(month), manifest)
-        ledger_file = out_dir / partition("ledger", league, str(month)) / PART_FILE
+        manifest["kind"] = "supplementary" if supplementary else "regular"
+        if supplementary:
+            manifest["payable_in_month"] = str(next_open_month(store, league, month))
+        manifest_file = publish(staging, out_dir, league, str(month), manifest, part)
+        ledger_file = out_dir / partition("ledger", league, str(month)) / part
         record = _run_record(manifest, started, manifest_file, out_dir)
         superseded = record_run(store, record, ledger_file, out_dir)
     finally:
@@ -150,6 +194,8 @@ def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_d
         "run_id": manifest["run_id"],
         "league_code": manifest["league_code"],
         "month": manifest["month"],
+        "kind": manifest["kind"],
+        "payable_in_month": manifest.get("payable_in_month"),
         "started_at": started.replace(tzinfo=None),
         "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
         "input_sha256": manifest["input_sha256"],
@@ -181,7 +227,8 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
         SELECT CAST(COALESCE(SUM(gross_fen), 0) AS BIGINT) AS gross_fen,
                CAST(COALESCE(SUM(after_breakeven_fen), 0) AS BIGINT) AS after_breakeven_fen,
                CAST(COALESCE(SUM(subsidy_fen), 0) AS BIGINT) AS subsidy_fen,
-               COUNT(*) AS units
+               COUNT(*) AS units,
+               CAST(COALESCE(SUM(breakeven_excess_fen), 0) AS BIGINT) AS breakeven_excess_fen
         FROM units""",
     )[0]
     totals["breakeven_reduction_fen"] = totals["gross_fen"] - totals["after_breakeven_fen"]

@@ -32,3 +32,9 @@ class InputFileError(SettlementError):
     def __init__(self, path: object, problem: str) -> None:
         self.path, self.problem = str(path), problem
         super().__init__(f"无法读取输入文件 {self.path}: {problem}")
+
+
+class RefusedError(SettlementError):
+    """An action the month's state forbids, e.g. re-running a sealed month (exit 2)."""
+
+    exit_code = 2

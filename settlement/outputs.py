@@ -25,8 +25,15 @@ def partition(kind: str, league: str, month: str) -> Path:
     return Path(kind) / f"league={league}" / f"month={month}"
 
 
-def manifest_path(out_dir: Path, league: str, month: str) -> Path:
-    return out_dir / "manifests" / f"league={league}" / f"month={month}.json"
+def manifest_path(out_dir: Path, league: str, month: str, part: str = PART_FILE) -> Path:
+    """manifests/league=L/month=M.json; a supplementary run's: month=M.supplement-N.json."""
+    suffix = "" if part == PART_FILE else "." + part.removesuffix(".parquet")
+    return out_dir / "manifests" / f"league={league}" / f"month={month}{suffix}.json"
+
+
+def supplement_file(n: int) -> str:
+    """File name of the n-th supplementary run's outputs, beside the month's part-0.parquet."""
+    return f"supplement-{n}.parquet"
 
 
 def sha256_file(path: Path) -> str:
@@ -39,12 +46,12 @@ def sha256_file(path: Path) -> str:
 
 
 def write_staged(
-    con: duckdb.DuckDBPyConnection, staging: Path, league: str, month: str
+    con: duckdb.DuckDBPyConnection, staging: Path, league: str, month: str, part: str = PART_FILE
 ) -> list[dict]:
     """COPY ledger, rejects and units to Parquet under staging; their paths, rows and hashes."""
     written = []
     for kind, table in KINDS.items():
-        rel = partition(kind, league, month) / PART_FILE
+        rel = partition(kind, league, month) / part
         target = staging / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         path_sql = str(target).replace("'", "''")
@@ -57,18 +64,26 @@ def write_staged(
     return written
 
 
-def publish(staging: Path, out_dir: Path, league: str, month: str, manifest: dict) -> Path:
-    """Move staged partitions into place (replacing the old ones) and write the manifest last."""
+def publish(
+    staging: Path, out_dir: Path, league: str, month: str, manifest: dict, part: str = PART_FILE
+) -> Path:
+    """Move staged outputs into place and write the manifest last. A regular run replaces the
+    month's partitions whole (and its supplements' manifests); a supplementary run adds its
+    files beside the month's."""
     trash = staging / "replaced"
     for kind in KINDS:
         rel = partition(kind, league, month)
         target = out_dir / rel
+        if part != PART_FILE:
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel / part, target / part)
+            continue
         if target.exists():
             (trash / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(target, trash / rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / rel, target)
-    final = manifest_path(out_dir, league, month)
+    final = manifest_path(out_dir, league, month, part)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -107,12 +107,15 @@ def load_inputs(
     run_id: str,
     logs: pl.DataFrame,
     store: Path | None,
+    supplementary: bool = False,
+    month_ledgers: list[Path] | None = None,
 ) -> None:
-    """Create every table the SQL reads: raw_logs, configuration, run_params, settled_elsewhere."""
+    """Create every table the SQL reads: raw_logs, configuration, run_params, and what earlier
+    runs settled (settled_elsewhere, prior_units, prior_villages)."""
     policy = cfg.policy(league)
     year_start = month.budget_year_start(policy.year_start_month)
     con.register("raw_logs", logs.to_arrow())
-    paid_before_fen = load_earlier(con, store, league, month, year_start)
+    earlier = load_earlier(con, store, league, month, year_start, supplementary, month_ledgers)
     tables = _policy_tables(policy)
     tables["companies"] = pa.table(
         {
@@ -156,7 +159,10 @@ def load_inputs(
             "budget_month_index": pa.array(
                 [month.budget_month_index(policy.year_start_month)], pa.int32()
             ),
-            "paid_before_fen": pa.array([paid_before_fen], pa.int64()),
+            "paid_before_fen": pa.array([earlier.paid_before_fen], pa.int64()),
+            "paid_other_fen": pa.array([earlier.paid_other_fen], pa.int64()),
+            "paid_in_month_fen": pa.array([earlier.paid_in_month_fen], pa.int64()),
+            "supplementary": [supplementary],
         }
     )
     for name, table in tables.items():

@@ -8,11 +8,12 @@ settled, and written once, at the end, in one transaction that publishes the run
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from .errors import SettlementError
+from .errors import RefusedError, SettlementError
 from .period import Month
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -23,7 +24,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             run_id               VARCHAR PRIMARY KEY,
             league_code          VARCHAR NOT NULL,
             month                VARCHAR NOT NULL,
+            kind                 VARCHAR NOT NULL,   -- regular | supplementary (补充结算)
             status               VARCHAR NOT NULL,   -- current | superseded
+            payable_in_month     VARCHAR,            -- supplementary: the statement month it is paid in
             supersedes           VARCHAR,
             superseded_by        VARCHAR,
             started_at           TIMESTAMP NOT NULL,
@@ -47,6 +50,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             run_id       VARCHAR NOT NULL,
             company      VARCHAR NOT NULL,
             subsidy_fen  INTEGER NOT NULL
+        );
+        CREATE TABLE seals (
+            league_code  VARCHAR NOT NULL,
+            month        VARCHAR NOT NULL,
+            run_id       VARCHAR NOT NULL,   -- the regular run that was reviewed and approved
+            reviewed_by  VARCHAR NOT NULL,   -- 审核人
+            notice_start DATE NOT NULL,      -- 公示 from
+            notice_end   DATE NOT NULL,      -- 公示 to (inclusive)
+            approved_by  VARCHAR NOT NULL,   -- 审批人
+            approval_ref VARCHAR NOT NULL,   -- 审批文号
+            sealed_at    TIMESTAMP NOT NULL,
+            PRIMARY KEY (league_code, month)
         );
         """,
     ),
@@ -104,41 +119,87 @@ def attach_readonly(con: duckdb.DuckDBPyConnection, path: Path | None) -> bool:
     return True
 
 
-def load_earlier(
-    con: duckdb.DuckDBPyConnection, store: Path | None, league: str, month: Month, year_start: Month
-) -> int:
-    """Create `settled_elsewhere` from the store and return what earlier months paid (分).
+@dataclass(frozen=True)
+class Earlier:
+    """What the store says about the budget year around the month being settled (分)."""
 
-    settled_elsewhere: this run's waybills already settled by the current run of any other
-    盟市-month. The return value: what the current runs of this 盟市's earlier months of the
-    budget year paid. Both are empty/0 when there is no store yet.
+    paid_before_fen: int = 0  # current runs of earlier months of the budget year
+    paid_other_fen: int = 0  # current runs of every other month of the budget year
+    paid_in_month_fen: int = 0  # current runs of this month (only a supplementary run sees any)
+
+
+def load_earlier(
+    con: duckdb.DuckDBPyConnection,
+    store: Path | None,
+    league: str,
+    month: Month,
+    year_start: Month,
+    supplementary: bool = False,
+    month_ledgers: list[Path] | None = None,
+) -> Earlier:
+    """Create `settled_elsewhere`, `prior_units` and `prior_villages`; return the budget year.
+
+    settled_elsewhere: this run's waybills already settled by a current run — of any other
+    盟市-month, or (supplementary run) of this month too. prior_units / prior_villages: what the
+    month's earlier runs settled per unit and village, so a supplementary run keeps break-even
+    and volume tiers over the whole month; empty for a regular run.
     """
+    year_end = year_start.shift(12)
     if attach_readonly(con, store):
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE settled_elsewhere AS
             SELECT s.waybill_no, s.league_code, s.month, s.run_id
             FROM store.settled_waybills s
-            WHERE NOT (s.league_code = ? AND s.month = ?)
+            WHERE (? OR NOT (s.league_code = ? AND s.month = ?))
               AND s.waybill_no IN (SELECT waybill_no FROM raw_logs)
             """,
-            [league, str(month)],
+            [supplementary, league, str(month)],
         )
         paid = con.execute(
             """
-            SELECT COALESCE(SUM(subsidy_fen), 0) FROM store.runs
+            SELECT
+                COALESCE(SUM(subsidy_fen) FILTER (WHERE month < ?), 0),
+                COALESCE(SUM(subsidy_fen) FILTER (WHERE month <> ?), 0),
+                COALESCE(SUM(subsidy_fen) FILTER (WHERE month = ?), 0)
+            FROM store.runs
             WHERE status = 'current' AND league_code = ? AND month >= ? AND month < ?
             """,
-            [league, str(year_start), str(month)],
-        ).fetchall()[0][0]
+            [str(month), str(month), str(month), league, str(year_start), str(year_end)],
+        ).fetchall()[0]
         con.execute("DETACH store")
+        earlier = Earlier(int(paid[0]), int(paid[1]), int(paid[2]) if supplementary else 0)
     else:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE settled_elsewhere (waybill_no VARCHAR, "
             "league_code VARCHAR, month VARCHAR, run_id VARCHAR)"
         )
-        paid = 0
-    return int(paid)
+        earlier = Earlier()
+    files = [str(p) for p in (month_ledgers or [])] if supplementary else []
+    if files:
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE prior_units AS
+            SELECT unit_key, SUM(cost_yuan) AS cost_yuan, SUM(revenue_yuan) AS revenue_yuan,
+                   CAST(SUM(subsidy_fen) AS BIGINT) AS paid_fen
+            FROM read_parquet(?) GROUP BY unit_key
+            """,
+            [files],
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE prior_villages AS SELECT village_code, "
+            "COUNT(*) AS parcels FROM read_parquet(?) GROUP BY village_code",
+            [files],
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE prior_units (unit_key VARCHAR, cost_yuan DECIMAL(38, 6), "
+            "revenue_yuan DECIMAL(38, 6), paid_fen BIGINT)"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE prior_villages (village_code VARCHAR, parcels BIGINT)"
+        )
+    return earlier
 
 
 def _glob(out_dir: Path, kind: str) -> str:
@@ -164,8 +225,9 @@ def record_run(store: Path, run: dict, ledger_file: Path, out_dir: Path) -> str 
     try:
         con.execute("BEGIN")
         previous = con.execute(
-            "SELECT run_id FROM runs WHERE league_code = ? AND month = ? AND status = 'current'",
-            [run["league_code"], run["month"]],
+            "SELECT run_id FROM runs WHERE league_code = ? AND month = ? AND status = 'current' "
+            "AND kind = 'regular' AND ? = 'regular'",
+            [run["league_code"], run["month"], run["kind"]],
         ).fetchall()
         previous_id = previous[0][0] if previous else None
         if previous_id:
@@ -192,3 +254,162 @@ def record_run(store: Path, run: dict, ledger_file: Path, out_dir: Path) -> str 
     finally:
         con.close()
     return previous_id
+
+
+# --------------------------------------------------------------------------- month state
+
+
+@dataclass(frozen=True)
+class MonthState:
+    run_id: str | None  # the current regular run
+    seal: dict | None  # the seals row, when sealed
+    supplements: int  # supplementary runs so far
+
+
+def _readonly(store: Path) -> duckdb.DuckDBPyConnection | None:
+    if not store.exists():
+        return None
+    try:
+        return duckdb.connect(str(store), read_only=True)
+    except duckdb.Error as exc:
+        raise SettlementError(f"无法读取结算库 {store}：{str(exc).splitlines()[0]}") from None
+
+
+def _dicts(cursor) -> list[dict]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def month_state(store: Path, league: str, month: Month) -> MonthState:
+    """Whether a 盟市-month has a current run, is sealed, and how many supplements it has."""
+    con = _readonly(store)
+    if con is None:
+        return MonthState(None, None, 0)
+    try:
+        runs = con.execute(
+            "SELECT kind, run_id FROM runs WHERE league_code = ? AND month = ? AND status = 'current'",
+            [league, str(month)],
+        ).fetchall()
+        seals = _dicts(
+            con.execute(
+                "SELECT * FROM seals WHERE league_code = ? AND month = ?", [league, str(month)]
+            )
+        )
+    finally:
+        con.close()
+    regular = [r[1] for r in runs if r[0] == "regular"]
+    return MonthState(
+        regular[0] if regular else None,
+        seals[0] if seals else None,
+        sum(1 for r in runs if r[0] == "supplementary"),
+    )
+
+
+def next_open_month(store: Path, league: str, after: Month) -> Month:
+    """The first month after `after` that is not sealed: where a supplement is paid."""
+    con = _readonly(store)
+    sealed: set[str] = set()
+    if con is not None:
+        try:
+            sealed = {
+                r[0]
+                for r in con.execute(
+                    "SELECT month FROM seals WHERE league_code = ?", [league]
+                ).fetchall()
+            }
+        finally:
+            con.close()
+    month = after.shift(1)
+    while str(month) in sealed:
+        month = month.shift(1)
+    return month
+
+
+def seal_month(store: Path, league: str, month: Month, approval: dict) -> dict:
+    """Seal a settled 盟市-month after review, public notice and approval (审核、公示、审批)."""
+    state = month_state(store, league, month)
+    if state.seal is not None:
+        raise RefusedError(
+            f"盟市 {league} {month} 已于 {state.seal['sealed_at']:%Y-%m-%d %H:%M} 封存"
+            f"（审批文号 {state.seal['approval_ref']}），无需再次封存"
+        )
+    if state.run_id is None:
+        raise RefusedError(f"盟市 {league} {month} 尚未结算，不能封存")
+    if approval["notice_end"] < approval["notice_start"]:
+        raise RefusedError("公示结束日期早于开始日期")
+    if approval["notice_start"] < month.end:
+        raise RefusedError(
+            f"公示开始日期 {approval['notice_start']} 早于结算月份结束（{month.end}）"
+        )
+    con = open_store(store)
+    try:
+        row = {
+            "league_code": league,
+            "month": str(month),
+            "run_id": state.run_id,
+            **approval,
+            "sealed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        }
+        con.execute(
+            f"INSERT INTO seals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
+        )
+    finally:
+        con.close()
+    return row
+
+
+def list_runs(store: Path, league: str | None = None, month: Month | None = None) -> list[dict]:
+    """Every run in the store, oldest first, with its seal state."""
+    con = _readonly(store)
+    if con is None:
+        return []
+    try:
+        return _dicts(
+            con.execute(
+                """
+                SELECT r.run_id, r.league_code, r.month, r.kind, r.status, r.supersedes,
+                       r.superseded_by, r.payable_in_month, r.started_at, r.finished_at,
+                       r.rows_in, r.parcels, r.rejects, r.subsidy_fen,
+                       s.run_id IS NOT NULL AS sealed
+                FROM runs r
+                LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+                WHERE (? IS NULL OR r.league_code = ?) AND (? IS NULL OR r.month = ?)
+                ORDER BY r.started_at, r.run_id
+                """,
+                [league, league, month and str(month), month and str(month)],
+            )
+        )
+    finally:
+        con.close()
+
+
+def year_payments(store: Path, league: str, year_start: Month) -> list[dict]:
+    """Per month of the budget year: current runs' parcels and 分 paid, and the seal."""
+    con = _readonly(store)
+    if con is None:
+        return []
+    try:
+        return _dicts(
+            con.execute(
+                """
+                SELECT r.month,
+                       MAX(r.run_id) FILTER (WHERE r.kind = 'regular')          AS run_id,
+                       CAST(SUM(r.parcels) AS BIGINT)                           AS parcels,
+                       CAST(SUM(r.subsidy_fen) FILTER (WHERE r.kind = 'regular') AS BIGINT)
+                                                                                AS regular_fen,
+                       CAST(COALESCE(SUM(r.subsidy_fen) FILTER (WHERE r.kind = 'supplementary'), 0)
+                            AS BIGINT)                                          AS supplementary_fen,
+                       CAST(SUM(r.subsidy_fen) AS BIGINT)                       AS paid_fen,
+                       MAX(r.budget_available_fen) FILTER (WHERE r.kind = 'regular') AS available_fen,
+                       BOOL_OR(s.run_id IS NOT NULL)                            AS sealed
+                FROM runs r
+                LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+                WHERE r.status = 'current' AND r.league_code = ? AND r.month >= ? AND r.month < ?
+                GROUP BY r.month ORDER BY r.month
+                """,
+                [league, str(year_start), str(year_start.shift(12))],
+            )
+        )
+    finally:
+        con.close()

@@ -7,15 +7,19 @@
 --          rate_fen = floor(100 × min(base × multiplier, cap_yuan, max_cost_share × cost)).
 --          Also the revenue used for break-even and the break-even unit_key (SPEC §4.3).
 -- inputs:  checked, area_villages, area_counties, rate_bands, volume_tiers, policy_versions,
---          run_params
+--          run_params, prior_villages (empty unless a supplementary run)
 -- outputs: village_volume (one row per village), parcels (one row per accepted parcel);
 --          checked is dropped (rejects and file_counts were taken from it in 25_rejects.sql)
 -- grain:   parcels: one row per accepted parcel
 
+-- A supplementary run also counts the parcels the month's earlier runs settled (prior_villages).
 CREATE OR REPLACE TEMP TABLE village_volume AS
-SELECT village_code, COUNT(*) AS village_volume
-FROM checked
-WHERE reason_code IS NULL
+SELECT village_code, CAST(SUM(parcels) AS BIGINT) AS village_volume
+FROM (
+    SELECT village_code, COUNT(*) AS parcels FROM checked WHERE reason_code IS NULL GROUP BY village_code
+    UNION ALL
+    SELECT village_code, parcels FROM prior_villages
+)
 GROUP BY village_code;
 
 -- The smallest tier whose up_to holds the village's volume, per version in force.

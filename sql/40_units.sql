@@ -4,7 +4,10 @@
 --          after subsidy, the unit's village delivery at most breaks even:
 --          gross_fen = Σ rate_fen; cap_fen = floor(100 × max(0, Σ cost − Σ revenue));
 --          after_breakeven_fen = min(gross_fen, cap_fen). Scope 'none': no cap (cap_fen NULL).
--- inputs:  parcels, run_params
+--          A supplementary run (补充结算) caps the unit over the whole month: its cost and
+--          revenue include what the month's earlier runs settled (prior_units), and what they
+--          already paid comes off: after_breakeven_fen = min(gross_fen, cap_fen − prior_paid_fen).
+-- inputs:  parcels, run_params, prior_units (empty unless a supplementary run)
 -- outputs: units_breakeven
 -- grain:   one row per unit_key
 
@@ -22,6 +25,18 @@ WITH sums AS (
     FROM parcels p
     CROSS JOIN run_params r
     GROUP BY unit_key, r.scope
+),
+capped AS (
+    SELECT
+        s.*,
+        COALESCE(u.paid_fen, 0)                    AS prior_paid_fen,
+        CASE WHEN s.scope = 'none' THEN NULL
+             ELSE CAST(FLOOR(100 * GREATEST(0, s.cost_yuan + COALESCE(u.cost_yuan, 0)
+                                               - s.revenue_yuan - COALESCE(u.revenue_yuan, 0)))
+                       AS BIGINT)
+        END                                        AS cap_fen
+    FROM sums s
+    LEFT JOIN prior_units u USING (unit_key)
 )
 SELECT
     unit_key,
@@ -31,10 +46,12 @@ SELECT
     gross_fen,
     cost_yuan,
     revenue_yuan,
-    CASE WHEN scope = 'none' THEN NULL
-         ELSE CAST(FLOOR(100 * GREATEST(0, cost_yuan - revenue_yuan)) AS BIGINT)
-    END                                            AS cap_fen,
-    CASE WHEN scope = 'none' THEN gross_fen
-         ELSE LEAST(gross_fen, CAST(FLOOR(100 * GREATEST(0, cost_yuan - revenue_yuan)) AS BIGINT))
-    END                                            AS after_breakeven_fen
-FROM sums;
+    cap_fen,
+    prior_paid_fen,
+    CASE WHEN cap_fen IS NULL THEN gross_fen
+         ELSE LEAST(gross_fen, GREATEST(0, cap_fen - prior_paid_fen))
+    END                                            AS after_breakeven_fen,
+    -- what the month's earlier runs already paid beyond the cap the late parcels now imply
+    -- (only a supplementary run can have any; it is reported, not clawed back)
+    GREATEST(0, prior_paid_fen - COALESCE(cap_fen, prior_paid_fen)) AS breakeven_excess_fen
+FROM capped;

@@ -4,10 +4,13 @@
 --          ytd:     available = annual − paid in earlier months of the budget year
 --          monthly: available = floor(annual × k / 12) − paid in earlier months, k = 1..12
 --          none:    unlimited
---          Available is never below 0. When Σ after_breakeven_fen exceeds it, each unit gets
+--          It is also never more than the annual budget less what every other month of the
+--          budget year was paid (so a re-run of an earlier month cannot break the year), and a
+--          supplementary run subtracts what this month's earlier runs paid. Never below 0. When Σ after_breakeven_fen exceeds it, each unit gets
 --          floor(after_breakeven_fen × available / Σ) and the leftover 分 go one each to the
 --          largest remainders (ties: smaller unit_key). The factor is never above 1.
--- inputs:  units_breakeven, run_params (annual_budget_fen, budget_month_index, paid_before_fen)
+-- inputs:  units_breakeven, run_params (annual_budget_fen, budget_month_index, paid_before_fen,
+--          paid_other_fen, paid_in_month_fen)
 -- outputs: budget (one row), units (one row per unit_key)
 -- grain:   units: one row per unit_key
 
@@ -18,11 +21,15 @@ SELECT
     r.budget_year_start,
     r.budget_month_index,
     r.paid_before_fen,
-    CASE r.budget_rule
-        WHEN 'ytd'     THEN GREATEST(0, r.annual_budget_fen - r.paid_before_fen)
-        WHEN 'monthly' THEN GREATEST(0, r.annual_budget_fen * r.budget_month_index // 12
-                                        - r.paid_before_fen)
-    END                                                          AS available_fen,
+    r.paid_other_fen,
+    r.paid_in_month_fen,
+    CASE WHEN r.budget_rule IN ('ytd', 'monthly') THEN GREATEST(0, LEAST(
+        CASE r.budget_rule
+            WHEN 'ytd'     THEN r.annual_budget_fen - r.paid_before_fen
+            WHEN 'monthly' THEN r.annual_budget_fen * r.budget_month_index // 12 - r.paid_before_fen
+        END,
+        r.annual_budget_fen - r.paid_other_fen
+    ) - r.paid_in_month_fen) END                                 AS available_fen,
     CAST((SELECT COALESCE(SUM(after_breakeven_fen), 0) FROM units_breakeven) AS BIGINT)
                                                                  AS requested_fen
 FROM run_params r;
@@ -60,7 +67,9 @@ SELECT
     cost_yuan,
     revenue_yuan,
     cap_fen,
+    prior_paid_fen,
     after_breakeven_fen,
+    breakeven_excess_fen,
     CAST(base_fen + CASE WHEN prorated AND remainder_rank <= leftover_fen THEN 1 ELSE 0 END
          AS BIGINT)                                               AS subsidy_fen
 FROM ranked;

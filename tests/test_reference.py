@@ -190,3 +190,92 @@ def test_reference_agrees_after_shuffle_and_resplit(scenario):
     assert (
         ledger.select(content).sort("waybill_no").equals(first.select(content).sort("waybill_no"))
     )
+
+
+def sequence(root, policy: str, months: list[tuple[str, list]], reruns: dict | None = None):
+    """Settle months in order on one store; return {month: (ledger, rejects, manifest, files)}."""
+    cfg_dir = make_config(root / "config", policy)
+    out = root / "out"
+    results = {}
+    for month, files in months:
+        results[month] = (*run(cfg_dir, out, month, files), files)
+    for month, files in (reruns or {}).items():
+        results[month] = (*run(cfg_dir, out, month, files), files)
+    return cfg_dir, results
+
+
+def test_two_month_sequence_with_reclaims_and_rerun(tmp_path):
+    # ytd 120 元: February pays in full, March is prorated to what is left; some of February's
+    # waybills are claimed again in March; March is then re-run with one more file.
+    policy = policy_text(scope="company_county", rule="ytd", annual="120.00", tiers=True)
+    cfg = load_config(make_config(tmp_path / "gen", policy))
+    feb = generate(cfg, "150700", Month.parse("2025-02"), 300, seed=21)
+    mar = generate(
+        cfg,
+        "150700",
+        Month.parse("2025-03"),
+        900,
+        seed=22,
+        faults={"duplicate": 0.02, "malformed": 0.01},
+        reclaim=feb,
+        reclaim_share=0.03,
+    )
+    late = generate(
+        cfg, "150700", Month.parse("2025-03"), 200, seed=23, reclaim=feb, reclaim_share=0.05
+    )
+    write(feb, tmp_path / "feb.csv", "csv")
+    write(mar, tmp_path / "mar.csv", "gbk")
+    write(late, tmp_path / "late.xlsx", "xlsx")
+    cfg_dir, res = sequence(
+        tmp_path,
+        policy,
+        [("2025-02", [tmp_path / "feb.csv"]), ("2025-03", [tmp_path / "mar.csv"])],
+        {"2025-03": [tmp_path / "mar.csv", tmp_path / "late.xlsx"]},
+    )
+    feb_ledger, feb_rejects, feb_manifest, feb_files = res["2025-02"]
+    ref_feb = reference_settle(cfg_dir, "150700", "2025-02", feb_files, set(), 0)
+    compare(feb_ledger, feb_rejects, ref_feb, with_source=True)
+    ledger, rejects, manifest, files = res["2025-03"]
+    ref = reference_settle(
+        cfg_dir,
+        "150700",
+        "2025-03",
+        files,
+        set(feb_ledger["waybill_no"]),
+        feb_manifest["totals"]["subsidy_fen"],
+    )
+    compare(ledger, rejects, ref, with_source=True)
+    assert "ALREADY_SETTLED" in set(rejects["reason_code"])
+    assert (
+        manifest["budget"]["prorated"]
+        and ref["available"] == 12000 - feb_manifest["totals"]["subsidy_fen"]
+    )
+    assert manifest["totals"]["subsidy_fen"] == ref["available"]
+
+
+def test_county_scope_sequence_under_monthly_budget(tmp_path):
+    policy = policy_text(scope="county", rule="monthly", annual="300.00")
+    cfg = load_config(make_config(tmp_path / "gen", policy))
+    months = []
+    for i, month in enumerate(["2025-01", "2025-02", "2025-03"]):
+        df = generate(
+            cfg,
+            "150700",
+            Month.parse(month),
+            250 + 150 * i,
+            seed=30 + i,
+            faults={"duplicate": 0.02, "bad_cost": 0.01},
+        )
+        write(df, tmp_path / f"{month}.csv", "csv")
+        months.append((month, [tmp_path / f"{month}.csv"]))
+    cfg_dir, res = sequence(tmp_path, policy, months)
+    paid, settled, prorated = 0, set(), 0
+    for month, _ in months:
+        ledger, rejects, manifest, files = res[month]
+        ref = reference_settle(cfg_dir, "150700", month, files, settled, paid)
+        compare(ledger, rejects, ref, with_source=True)
+        assert set(ledger["unit_key"]) <= {c for c in ledger["county_code"]}
+        prorated += manifest["budget"]["prorated"]
+        paid += manifest["totals"]["subsidy_fen"]
+        settled |= set(ledger["waybill_no"])
+    assert prorated >= 1  # the monthly allowance binds at least once
