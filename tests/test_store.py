@@ -4,14 +4,12 @@ supplementary runs (补充结算), with hand-computed 分."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import duckdb
-import polars as pl
 import pytest
 from click.testing import CliRunner
-
 from conftest import V1, V1B, V2, make_config, policy_text
+
 from settlement.cli import main
 from settlement.config import load_config
 from settlement.engine import settle_month
@@ -253,7 +251,7 @@ def test_supplementary_counts_the_whole_month_for_volume_tiers(tmp_path):
     )
     office.seal("2025-02")
     supp = office.settle("2025-02", p("C", "2025-02-25", km="5", village=V1B), supplementary=True)
-    assert office.sql(f"SELECT rate_fen, village_volume FROM ledger WHERE waybill_no = 'C'") == [
+    assert office.sql("SELECT rate_fen, village_volume FROM ledger WHERE waybill_no = 'C'") == [
         (12, 3)
     ]
     assert paid(supp) == 12
