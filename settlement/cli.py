@@ -292,6 +292,114 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+@main.command()
+@league_option
+@month_option
+@click.option("--company", default=None, help="只重新生成该企业的结算单。")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="输出目录（结算单写入 statements/ 下）。",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算库，默认 <out>/settlement.duckdb（用于补充结算调整项）。",
+)
+@config_option
+@friendly
+def statement(league, month, company, out_dir, store, config_dir) -> None:
+    """Render a settled month's statements (结算单) and public notice (公示名单) again.
+
+    Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
+    public_notice.html and .csv, and statements.json (hashes and totals).
+    """
+    from .statements import render, statements_dir
+
+    manifest = render(out_dir, load_config(config_dir), league, month, store, company)
+    directory = statements_dir(out_dir, league, str(month))
+    for name, entry in sorted(manifest["files"].items()):
+        if company is None or entry["company"] == company:
+            click.echo(f"{directory / name}  应付补贴 {format_yuan(entry['subsidy_fen'])} 元")
+
+
+@main.command()
+@league_option
+@month_option
+@click.option("--company", required=True, help="企业编码，如 ZTO。")
+@click.option(
+    "--claim",
+    "claim_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="申报文件（CSV/XLSX/Parquet）：运单号(waybill_no)，可选 申报金额(claimed_yuan)。",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="结算输出目录；对账结果写入其下 reconciliation/。",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算库：给出时从库中该月有效批次的记录找到结算输出目录。",
+)
+@config_option
+@friendly
+def reconcile(league, month, company, claim_file, out_dir, store, config_dir) -> None:
+    """Reconcile a courier company's claim against a settled month, waybill by waybill.
+
+    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per
+    waybill: PAID, REJECTED (with reason_code), OTHER_COMPANY, NOT_SUBMITTED or NOT_CLAIMED.
+    """
+    from .reconcile import STATUS_TEXT
+    from .reconcile import reconcile as run_reconcile
+
+    cfg = load_config(config_dir)
+    data_dir = out_dir
+    if store is not None:
+        from .store import list_runs
+
+        current = [r for r in list_runs(store, league, month) if r["status"] == "current"]
+        if not current:
+            raise UsageError(f"结算库 {store} 中没有盟市 {league} {month} 的有效结算批次")
+        data_dir = Path(current[0]["out_dir"])
+    result = run_reconcile(
+        data_dir, league, str(month), company, claim_file, set(cfg.companies), out_dir
+    )
+    click.echo(f"对账 盟市 {league} {month} 企业 {company}（申报文件 {claim_file}）")
+    click.echo(
+        "  "
+        + _pad("状态", 16)
+        + _pad("说明", 20)
+        + _pad("运单数", 10, True)
+        + _pad("申报金额(元)", 16, True)
+        + _pad("实付金额(元)", 16, True)
+    )
+    for s in result.summary:
+        click.echo(
+            "  "
+            + _pad(s["status"], 16)
+            + _pad(STATUS_TEXT[s["status"]], 20)
+            + _pad(f"{s['waybills']:,}", 10, True)
+            + _pad(format_yuan(s["claimed_fen"]), 16, True)
+            + _pad(format_yuan(s["paid_fen"]), 16, True)
+        )
+    if result.duplicate_claims:
+        click.echo(f"  注意：申报文件中有 {result.duplicate_claims:,} 行重复的运单号，已合并")
+    if result.unreadable_amounts:
+        click.echo(f"  注意：{result.unreadable_amounts:,} 个运单的申报金额不是数字，按未填写处理")
+    click.echo(f"  明细：{result.parquet}  {result.xlsx}")
+
+
 store_option = click.option(
     "--store",
     type=click.Path(path_type=Path),

@@ -181,10 +181,22 @@ def settle_month(
         superseded = record_run(store, record, ledger_file, out_dir)
     finally:
         discard(staging)
+    _render_statements(cfg, league, month, out_dir, store, supplementary, say)
     say(
         f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {manifest['totals']['subsidy_fen']:,} 分"
     )
     return RunResult(run_id, league, str(month), manifest, manifest_file, superseded, payouts)
+
+
+def _render_statements(cfg, league, month, out_dir, store, supplementary, say) -> None:
+    """Statements of the month just settled; after a supplementary run, those of the month that
+    pays it (when already settled), so its adjustment line appears."""
+    from .statements import render
+
+    target = next_open_month(store, league, month) if supplementary else month
+    if (out_dir / partition("ledger", league, str(target)) / PART_FILE).exists():
+        say(f"生成结算单 {league} {target}")
+        render(out_dir, cfg, league, target, store)
 
 
 def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_dir: Path) -> dict:

@@ -103,11 +103,21 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
-def map_headers(columns: Sequence[str], path: Path) -> dict[str, str]:
-    """SPEC field -> the file's column; a required column missing or a field twice is refused."""
+def map_headers(
+    columns: Sequence[str],
+    path: Path,
+    aliases: dict[str, tuple[str, ...]] = HEADER_ALIASES,
+    required: Sequence[str] = REQUIRED,
+) -> dict[str, str]:
+    """Field -> the file's column; a required column missing or a field twice is refused."""
+    lookup = (
+        _HEADER_LOOKUP
+        if aliases is HEADER_ALIASES
+        else {_normalise_header(a): f for f, names in aliases.items() for a in (f, *names)}
+    )
     mapping: dict[str, str] = {}
     for column in columns:
-        field = _HEADER_LOOKUP.get(_normalise_header(column))
+        field = lookup.get(_normalise_header(column))
         if field is None:
             continue  # extra columns are ignored (SPEC §2)
         if field in mapping:
@@ -115,9 +125,9 @@ def map_headers(columns: Sequence[str], path: Path) -> dict[str, str]:
                 path, f"列“{mapping[field]}”和“{column}”都对应字段 {field}，无法确定使用哪一列"
             )
         mapping[field] = column
-    missing = [f for f in REQUIRED if f not in mapping]
+    missing = [f for f in required if f not in mapping]
     if missing:
-        names = "、".join(f"{f}（{CHINESE_NAME[f]}）" for f in missing)
+        names = "、".join(f"{f}（{aliases[f][0]}）" for f in missing)
         raise InputFileError(path, f"缺少必需的列 {names}")
     return mapping
 
@@ -221,14 +231,18 @@ def _as_text(series: pl.Series, field: str) -> pl.Series:
     return series.cast(pl.String)
 
 
+def text_column(df: pl.DataFrame, column: str, field: str) -> pl.Series:
+    """One column as stripped text, blank as null (typed values turned into exact text)."""
+    return _as_text(df.get_column(column), field).str.strip_chars().replace("", None).alias(field)
+
+
 def normalise(df: pl.DataFrame, path: Path, source_file: str) -> pl.DataFrame:
     """Map headers, turn every SPEC column into stripped text (blank -> null), add provenance."""
     mapping = map_headers(df.columns, path)
     columns = []
     for field in FIELDS:
         if field in mapping:
-            text = _as_text(df.get_column(mapping[field]), field)
-            columns.append(text.str.strip_chars().replace("", None).alias(field))
+            columns.append(text_column(df, mapping[field], field))
         else:
             columns.append(pl.repeat(None, df.height, dtype=pl.String, eager=True).alias(field))
     out = pl.DataFrame(columns)
@@ -238,8 +252,19 @@ def normalise(df: pl.DataFrame, path: Path, source_file: str) -> pl.DataFrame:
     )
 
 
-def read_log_file(path: Path) -> tuple[pl.DataFrame, InputFile]:
-    """Read one log file into the all-text frame, or raise InputFileError naming the problem."""
+@dataclass(frozen=True)
+class RawFile:
+    """A file's table as read (columns as the file names them) and facts about the file."""
+
+    frame: pl.DataFrame
+    format: str
+    encoding: str | None
+    sha256: str
+    size_bytes: int
+
+
+def read_raw(path: Path) -> RawFile:
+    """Read a CSV, Parquet or XLSX file as a table, or raise InputFileError naming the problem."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -260,8 +285,14 @@ def read_log_file(path: Path) -> tuple[pl.DataFrame, InputFile]:
         raw = _read_parquet(data, path)
     else:
         raw = _read_xlsx(data, path)
-    frame = normalise(raw, path, str(path))
-    info = InputFile(str(path), kind, encoding, digest, len(data), frame.height)
+    return RawFile(raw, kind, encoding, digest, len(data))
+
+
+def read_log_file(path: Path) -> tuple[pl.DataFrame, InputFile]:
+    """Read one log file into the all-text frame, or raise InputFileError naming the problem."""
+    raw = read_raw(path)
+    frame = normalise(raw.frame, path, str(path))
+    info = InputFile(str(path), raw.format, raw.encoding, raw.sha256, raw.size_bytes, frame.height)
     return frame, info
 
 

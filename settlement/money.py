@@ -40,3 +40,60 @@ def fen_to_yuan(fen: int) -> Decimal:
 def format_yuan(fen: int) -> str:
     """'1,234.56' for 123456 分, with thousands separators, for people to read."""
     return f"{fen_to_yuan(fen):,.2f}"
+
+
+_DIGITS = "零壹贰叁肆伍陆柒捌玖"
+_SMALL = ("", "拾", "佰", "仟")
+_BIG = ("", "万", "亿", "万亿")
+
+
+def rmb_upper(fen: int) -> str:
+    """人民币大写 of an amount in 分, as written on Chinese payment documents.
+
+    12345 -> '壹佰贰拾叁元肆角伍分'; 100 -> '壹元整'; 0 -> '零元整'.
+    """
+    fen = int(fen)
+    if fen < 0:
+        return "负" + rmb_upper(-fen)
+    yuan, jiao, cents = fen // 100, fen // 10 % 10, fen % 10
+    words = ""
+    if yuan:
+        groups = []
+        while yuan:
+            groups.append(yuan % 10000)
+            yuan //= 10000
+        pending_zero = False
+        for g in range(len(groups) - 1, -1, -1):
+            group = groups[g]
+            if group == 0:
+                pending_zero = bool(words)
+                continue
+            if words and (pending_zero or group < 1000):
+                words += "零"
+            pending_zero = False
+            digits = f"{group:04d}"
+            zero = False
+            started = False
+            for i, ch in enumerate(digits):
+                d = int(ch)
+                if d == 0:
+                    zero = started
+                    continue
+                if zero:
+                    words += "零"
+                    zero = False
+                words += _DIGITS[d] + _SMALL[3 - i]
+                started = True
+            words += _BIG[g]
+        words += "元"
+    if not jiao and not cents:
+        return (words or "零元") + "整"
+    if jiao:
+        words += _DIGITS[jiao] + "角"
+    elif words:
+        words += "零"
+    if cents:
+        words += _DIGITS[cents] + "分"
+    else:
+        words += "整"
+    return words

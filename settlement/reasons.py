@@ -16,3 +16,19 @@ REASONS: dict[str, str] = {
 }
 
 REASON_ORDER: tuple[str, ...] = tuple(REASONS)
+
+#: Short labels for column headings in statements.
+SHORT: dict[str, str] = {
+    "MALFORMED": "格式错误",
+    "UNKNOWN_COMPANY": "企业未登记",
+    "UNKNOWN_VILLAGE": "村代码无效",
+    "WRONG_LEAGUE": "非本盟市",
+    "NOT_RURAL": "非农村地区",
+    "OUTSIDE_PERIOD": "非本月",
+    "NO_POLICY": "无有效政策",
+    "BAD_DISTANCE": "距离异常",
+    "BAD_COST": "成本收入异常",
+    "NO_PROOF": "无妥投凭证",
+    "DUPLICATE": "重复运单",
+    "ALREADY_SETTLED": "已在他月结算",
+}

@@ -370,7 +370,7 @@ def list_runs(store: Path, league: str | None = None, month: Month | None = None
                 """
                 SELECT r.run_id, r.league_code, r.month, r.kind, r.status, r.supersedes,
                        r.superseded_by, r.payable_in_month, r.started_at, r.finished_at,
-                       r.rows_in, r.parcels, r.rejects, r.subsidy_fen,
+                       r.rows_in, r.parcels, r.rejects, r.subsidy_fen, r.out_dir,
                        s.run_id IS NOT NULL AS sealed
                 FROM runs r
                 LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month

@@ -130,6 +130,13 @@ def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
         "manifests/league=150700/month=2025-03.json",
         "rejects/league=150700/month=2025-03/part-0.parquet",
         "settlement.duckdb",
+        "statements/league=150700/month=2025-03/ZTO.html",
+        "statements/league=150700/month=2025-03/ZTO.xlsx",
+        "statements/league=150700/month=2025-03/public_notice.csv",
+        "statements/league=150700/month=2025-03/public_notice.html",
+        "statements/league=150700/month=2025-03/statements.json",
+        "statements/league=150700/month=2025-03/summary.html",
+        "statements/league=150700/month=2025-03/summary.xlsx",
         "units/league=150700/month=2025-03/part-0.parquet",
     ]
     con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)

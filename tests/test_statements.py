@@ -1,0 +1,450 @@
+"""Statements, public notice and claim reconciliation (issue 4): totals equal the ledger to the
+fen (SPEC §7.5), untrusted text never becomes a formula or markup, every reconciliation status."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import zipfile
+
+import openpyxl
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from conftest import V1, V2, make_config, policy_text
+
+from settlement.cli import main
+from settlement.money import rmb_upper
+
+HEADER = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
+PART = "league=150700/month=2025-03"
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def settled(tmp_path):
+    """A settled month, county scope and a binding budget, with hostile text in the logs."""
+    cfg = make_config(tmp_path / "config", policy_text(scope="county", rule="ytd", annual="0.50"))
+    logs = tmp_path / "logs.csv"
+    rows = [
+        f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+        f"A2,ZTO,2025-03-05 10:00,{V2},12,1.00,0.80,签名",
+        f"B1,YTO,2025-03-06 10:00,{V1},12,2.00,0,签名",
+        f"B2,YTO,2025-03-06 10:00,{V2},5,2.00,0,签名",
+        f'"=HYPERLINK(""http://x"",""y"")",ZTO,2025-03-06 10:00,{V1},abc,2.00,0,签名',
+        f"+SUM(1),ZTO,2025-03-40 10:00,{V1},1,2.00,0,签名",
+        "-1,YTO,2025-03-06 10:00,150702999999,1,2.00,0,签名",
+        f"@cmd,ZTO,2025-03-06 10:00,{V1},1,99,0,签名",
+        f"<script>alert(1)</script>,ZTO,2025-02-06 10:00,{V1},1,2.00,0,签名",
+        f"X1,=1+1,2025-03-06 10:00,{V1},1,2.00,0,签名",
+    ]
+    logs.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = cli(
+        "run",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--logs",
+        logs,
+        "--config",
+        cfg,
+        "--out",
+        out,
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    return cfg, out
+
+
+def defined_names(path):
+    wb = openpyxl.load_workbook(path)
+    return {
+        name: float(wb.defined_names[name].attr_text.lstrip("="))
+        for name in ("TOTAL_SUBSIDY_YUAN", "TOTAL_PARCELS")
+    }
+
+
+def test_statement_files_and_totals_equal_the_ledger(settled):
+    _, out = settled
+    folder = out / "statements" / PART
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [
+        "YTO.html",
+        "YTO.xlsx",
+        "ZTO.html",
+        "ZTO.xlsx",
+        "public_notice.csv",
+        "public_notice.html",
+        "statements.json",
+        "summary.html",
+        "summary.xlsx",
+    ]
+    ledger = pl.read_parquet(out / "ledger" / PART / "part-0.parquet")
+    # ytd 50 分 over county units 150702 (A1 15 + B1 15) and 150783 (A2 15 capped to 20 with B2 10)
+    assert ledger["subsidy_fen"].sum() == 50
+    for company in ("ZTO", "YTO", None):
+        part = ledger if company is None else ledger.filter(pl.col("company") == company)
+        stem = company or "summary"
+        fen, parcels = int(part["subsidy_fen"].sum()), part.height
+        assert defined_names(folder / f"{stem}.xlsx") == {
+            "TOTAL_SUBSIDY_YUAN": fen / 100,
+            "TOTAL_PARCELS": parcels,
+        }
+        page = (folder / f"{stem}.html").read_text(encoding="utf-8")
+        assert f'<span id="total-subsidy">¥{fen / 100:.2f}</span>' in page
+        assert f"人民币{rmb_upper(fen)}" in page
+        assert "@page" in page and "<link" not in page and "src=" not in page
+    manifest = json.loads((folder / "statements.json").read_text(encoding="utf-8"))
+    assert manifest["ledger_subsidy_fen"] == 50
+    assert manifest["files"]["summary.xlsx"]["subsidy_fen"] == 50
+
+
+def test_statement_lines_split_reductions_exactly(settled):
+    _, out = settled
+    wb = openpyxl.load_workbook(out / "statements" / PART / "summary.xlsx")
+    ws = wb["结算单"]
+    rows = [[c.value for c in r] for r in ws.iter_rows()]
+    header = next(r for r in rows if r[0] == "旗县代码")
+    total = next(r for r in rows if r[0] == "合计")
+    col = {h: i for i, h in enumerate(header) if h}
+    gross, be, bu, pay = (
+        total[col[h]] for h in ("基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)")
+    )
+    units = pl.read_parquet(out / "units" / PART / "part-0.parquet")
+    assert round(gross * 100) == units["gross_fen"].sum()
+    assert round(be * 100) == (units["gross_fen"] - units["after_breakeven_fen"]).sum()
+    assert round(bu * 100) == (units["after_breakeven_fen"] - units["subsidy_fen"]).sum()
+    assert round(pay * 100) == units["subsidy_fen"].sum() == 50
+    for r in rows[rows.index(header) + 1 : rows.index(total)]:
+        assert (
+            round(
+                (
+                    r[col["基础补贴(元)"]]
+                    - r[col["盈亏平衡核减(元)"]]
+                    - r[col["预算调减(元)"]]
+                    - r[col["应付补贴(元)"]]
+                )
+                * 100
+            )
+            == 0
+        )
+
+
+def test_summary_has_a_native_chart_and_signature_lines(settled):
+    _, out = settled
+    path = out / "statements" / PART / "summary.xlsx"
+    with zipfile.ZipFile(path) as z:
+        assert any(n.startswith("xl/charts/chart") for n in z.namelist())
+    values = [c.value for r in openpyxl.load_workbook(path)["结算单"].iter_rows() for c in r]
+    for label in ("经办人：", "审核人：", "负责人：", "（盖章）"):
+        assert label in values
+
+
+def test_untrusted_text_never_becomes_a_formula(settled):
+    _, out = settled
+    hostile = {'=HYPERLINK("http://x","y")', "+SUM(1)", "-1", "@cmd", "=1+1"}
+    for path in (out / "statements" / PART).glob("*.xlsx"):
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.startswith("xl/worksheets/"):
+                    assert "<f>" not in z.read(name).decode(), (path.name, name)
+        wb = openpyxl.load_workbook(path)
+        seen = {
+            c.value
+            for ws in wb.worksheets
+            for r in ws.iter_rows()
+            for c in r
+            if isinstance(c.value, str)
+        }
+        for ws in wb.worksheets:
+            for r in ws.iter_rows():
+                for c in r:
+                    assert c.data_type != "f", (path.name, c.coordinate, c.value)
+        if path.name in ("ZTO.xlsx", "summary.xlsx"):
+            assert {'=HYPERLINK("http://x","y")', "+SUM(1)", "@cmd"} <= seen
+    assert hostile
+
+
+def test_untrusted_text_is_escaped_in_html(settled):
+    _, out = settled
+    page = (out / "statements" / PART / "ZTO.html").read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "=HYPERLINK(&quot;http://x&quot;,&quot;y&quot;)" in page
+
+
+def test_public_notice(settled):
+    _, out = settled
+    folder = out / "statements" / PART
+    rows = list(
+        csv.reader((folder / "public_notice.csv").read_text(encoding="utf-8-sig").splitlines())
+    )
+    ledger = pl.read_parquet(out / "ledger" / PART / "part-0.parquet")
+    expected = [
+        [c, name, str(n), f"{f / 100:.2f}"]
+        for c, name, n, f in [
+            (
+                c,
+                {"YTO": "圆通速递", "ZTO": "中通快递"}[c],
+                ledger.filter(pl.col("company") == c).height,
+                ledger.filter(pl.col("company") == c)["subsidy_fen"].sum(),
+            )
+            for c in ("YTO", "ZTO")
+        ]
+    ]
+    assert rows == [["企业编码", "企业名称", "受理件数", "应付补贴(元)"], *expected]
+    page = (folder / "public_notice.html").read_text(encoding="utf-8")
+    assert '<td class="n" id="total-subsidy">0.50</td>' in page
+    assert "呼伦贝尔市2025年3月快递进村补贴公示名单" in page
+
+
+def test_excel_safe_guards_csv_cells():
+    from settlement.statements import excel_safe
+
+    assert [excel_safe(v) for v in ("=1+1", "+1", "-1", "@x", "ZTO", None)] == [
+        "'=1+1",
+        "'+1",
+        "'-1",
+        "'@x",
+        "ZTO",
+        "",
+    ]
+
+
+def test_statement_command_renders_again(settled):
+    cfg, out = settled
+    folder = out / "statements" / PART
+    (folder / "ZTO.html").unlink()
+    result = cli(
+        "statement",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--out",
+        out,
+        "--config",
+        cfg,
+        "--company",
+        "ZTO",
+    )
+    assert result.exit_code == 0, result.output
+    assert (folder / "ZTO.html").exists()
+    assert re.search(r"ZTO\.xlsx  应付补贴 0\.\d\d 元", result.output)
+    missing = cli(
+        "statement", "--league", "150700", "--month", "2025-04", "--out", out, "--config", cfg
+    )
+    assert missing.exit_code == 2 and "尚未结算" in missing.output
+    nobody = cli(
+        "statement",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--out",
+        out,
+        "--config",
+        cfg,
+        "--company",
+        "SF",
+    )
+    assert nobody.exit_code == 2 and "没有投递记录" in nobody.output
+
+
+def test_supplement_appears_as_adjustment_in_next_open_month(tmp_path):
+    cfg = make_config(tmp_path / "config")
+    out = tmp_path / "out"
+    store = out / "settlement.duckdb"
+
+    def logs(name, *rows):
+        path = tmp_path / name
+        path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+        return path
+
+    def run(month, path, *extra):
+        r = cli(
+            "run",
+            "--league",
+            "150700",
+            "--month",
+            month,
+            "--logs",
+            path,
+            "--config",
+            cfg,
+            "--out",
+            out,
+            "-q",
+            *extra,
+        )
+        assert r.exit_code == 0, r.output
+
+    run("2025-02", logs("feb.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名"))
+    run("2025-03", logs("mar.csv", f"M1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名"))
+    seal = cli(
+        "seal",
+        "--league",
+        "150700",
+        "--month",
+        "2025-02",
+        "--store",
+        store,
+        "--reviewed-by",
+        "a",
+        "--notice-start",
+        "2025-03-02",
+        "--notice-end",
+        "2025-03-08",
+        "--approved-by",
+        "b",
+        "--approval-ref",
+        "c",
+    )
+    assert seal.exit_code == 0
+    run(
+        "2025-02",
+        logs("late.csv", f"L1,ZTO,2025-02-25 10:00,{V2},5,2.00,0,签名"),
+        "--supplementary",
+    )
+    page = (out / "statements" / PART / "ZTO.html").read_text(encoding="utf-8")
+    assert "补充结算调整" in page
+    assert "本期实付合计：人民币贰角伍分（¥0.25）" in page  # March 15 + February's late 10
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+def test_reconcile_every_status(settled, tmp_path):
+    cfg, out = settled
+    claim = tmp_path / "claim.csv"
+    claim.write_text(
+        "运单号,申报金额\nA1,0.30\nB1,0.15\nNOPE,0.30\n+SUM(1),0.10\nA1,0.01\n", encoding="utf-8"
+    )
+    result = cli(
+        "reconcile",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--company",
+        "ZTO",
+        "--claim",
+        claim,
+        "--out",
+        out,
+        "--config",
+        cfg,
+    )
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(out / "reconciliation" / PART / "ZTO.parquet")
+    ledger = pl.read_parquet(out / "ledger" / PART / "part-0.parquet")
+    paid = dict(zip(ledger["waybill_no"], ledger["subsidy_fen"], strict=True))
+    got = {
+        r["waybill_no"]: (r["status"], r["reason_code"], r["claimed_fen"], r["paid_fen"])
+        for r in rows.to_dicts()
+    }
+    assert got == {
+        "A1": ("PAID", None, 31, paid["A1"]),  # two claim lines, summed
+        "B1": ("OTHER_COMPANY", None, 15, None),
+        "NOPE": ("NOT_SUBMITTED", None, 30, None),
+        "+SUM(1)": ("REJECTED", "MALFORMED", 10, None),  # 2025-03-40 is no date
+        "A2": ("NOT_CLAIMED", None, None, paid["A2"]),
+    }
+    assert rows.columns == ["waybill_no", "status", "reason_code", "claimed_fen", "paid_fen"]
+    assert "PAID            已支付给本企业" in result.output
+    assert "申报文件中有 1 行重复的运单号" in result.output
+    wb = openpyxl.load_workbook(out / "reconciliation" / PART / "ZTO.xlsx")
+    assert [c.value for c in wb["逐单对账"][1]] == [
+        "运单号",
+        "状态",
+        "剔除原因代码",
+        "申报金额(分)",
+        "实付金额(分)",
+    ]
+    assert all(c.data_type != "f" for r in wb["逐单对账"].iter_rows() for c in r)
+
+
+def test_reconcile_xlsx_claim_without_amounts(settled, tmp_path):
+    cfg, out = settled
+    import xlsxwriter
+
+    path = tmp_path / "claim.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet()
+    ws.write_row(0, 0, ["运单号"])
+    ws.write_string(1, 0, "B2")
+    wb.close()
+    result = cli(
+        "reconcile",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--company",
+        "YTO",
+        "--claim",
+        path,
+        "--out",
+        out,
+        "--config",
+        cfg,
+    )
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(out / "reconciliation" / PART / "YTO.parquet")
+    assert rows.filter(pl.col("waybill_no") == "B2")["status"].to_list() == ["PAID"]
+    assert rows.filter(pl.col("waybill_no") == "B2")["claimed_fen"].to_list() == [None]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--company", "XX"], "企业编码 XX 未在 companies.toml 中登记"),
+        (["--month", "2025-04"], "尚未结算"),
+    ],
+)
+def test_reconcile_refusals(settled, tmp_path, args, message):
+    cfg, out = settled
+    claim = tmp_path / "claim.csv"
+    claim.write_text("运单号\nA1\n", encoding="utf-8")
+    base = {"--league": "150700", "--month": "2025-03", "--company": "ZTO"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    result = cli(
+        "reconcile",
+        *[x for kv in base.items() for x in kv],
+        "--claim",
+        claim,
+        "--out",
+        out,
+        "--config",
+        cfg,
+    )
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_reconcile_claim_without_waybill_column(settled, tmp_path):
+    cfg, out = settled
+    claim = tmp_path / "claim.csv"
+    claim.write_text("单号\nA1\n", encoding="utf-8")
+    result = cli(
+        "reconcile",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--company",
+        "ZTO",
+        "--claim",
+        claim,
+        "--out",
+        out,
+        "--config",
+        cfg,
+    )
+    assert result.exit_code == 2
+    assert "缺少必需的列 waybill_no（运单号）" in result.output
