@@ -513,6 +513,7 @@ table.lines th, table.lines td { border: 1px solid #444; padding: 3px 5px; }
 table.lines th { background: #e8ecf2; font-weight: bold; }
 table.lines td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.lines tr.total td { font-weight: bold; }
+table.lines td:nth-child(2) { white-space: nowrap; }
 thead { display: table-header-group; }
 tr { page-break-inside: avoid; }
 p.words { margin: 10px 0; font-size: 11pt; }
