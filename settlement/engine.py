@@ -15,8 +15,10 @@ import duckdb
 import polars as pl
 
 from . import __version__
+from .audit import run_audits, staged_audit_connection
+from .catalog import reference_tables
 from .config import Config
-from .errors import RefusedError
+from .errors import RefusedError, SettlementError
 from .ingest import InputFile, read_logs
 from .outputs import (
     PART_FILE,
@@ -29,7 +31,7 @@ from .outputs import (
 )
 from .period import Month
 from .rules import PIPELINE, VALIDATION, connect, load_inputs, run_sql
-from .store import month_state, next_open_month, record_run
+from .store import last_run, month_state, next_open_month, record_run
 
 Progress = Callable[[str], None] | None
 
@@ -173,12 +175,16 @@ def settle_month(
                 FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""",
             )
         manifest["kind"] = "supplementary" if supplementary else "regular"
+        manifest["part"] = part
+        manifest["previous_run_id"], manifest["previous_manifest_sha256"] = last_run(store)
         if supplementary:
             manifest["payable_in_month"] = str(next_open_month(store, league, month))
+        reference = reference_tables(cfg)
+        _audit_before_publishing(store, reference, staging, out_dir, manifest, supplementary, say)
         manifest_file = publish(staging, out_dir, league, str(month), manifest, part)
         ledger_file = out_dir / partition("ledger", league, str(month)) / part
         record = _run_record(manifest, started, manifest_file, out_dir)
-        superseded = record_run(store, record, ledger_file, out_dir)
+        superseded = record_run(store, record, ledger_file, out_dir, reference)
     finally:
         discard(staging)
     _render_statements(cfg, league, month, out_dir, store, supplementary, say)
@@ -186,6 +192,32 @@ def settle_month(
         f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {manifest['totals']['subsidy_fen']:,} 分"
     )
     return RunResult(run_id, league, str(month), manifest, manifest_file, superseded, payouts)
+
+
+def _audit_before_publishing(store, reference, staging, out_dir, manifest, supplementary, say):
+    """Run sql/audits/ on the store as it will be after this run; refuse to publish on a finding."""
+    say("发布前审计（sql/audits/）")
+    run = {
+        "run_id": manifest["run_id"],
+        "league_code": manifest["league_code"],
+        "month": manifest["month"],
+        "kind": manifest["kind"],
+        "rows_in": manifest["counts"]["rows_in"],
+        "parcels": manifest["counts"]["parcels"],
+        "gross_fen": manifest["totals"]["gross_fen"],
+        "subsidy_fen": manifest["totals"]["subsidy_fen"],
+    }
+    con = staged_audit_connection(store, reference, staging, out_dir, run, not supplementary)
+    try:
+        findings = run_audits(con)
+    finally:
+        con.close()
+    if findings:
+        first = findings[0]
+        raise SettlementError(
+            f"发布前审计未通过，未发布任何结果：sql/audits/{first.name}.sql（{first.question}）"
+            f"发现 {first.rows.height} 行，例如 {first.rows.head(2).to_dicts()}"
+        )
 
 
 def _render_statements(cfg, league, month, out_dir, store, supplementary, say) -> None:

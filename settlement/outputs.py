@@ -83,11 +83,15 @@ def publish(
             os.replace(target, trash / rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / rel, target)
+    text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+    # the journal keeps every run's manifest, append-only: the hash chain auditors walk
+    journal = out_dir / "journal" / f"{manifest['run_id']}.json"
     final = manifest_path(out_dir, league, month, part)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, final)
+    for path in (journal, final):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
     return final
 
 

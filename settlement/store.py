@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from .catalog import apply_comments
 from .errors import RefusedError, SettlementError
 from .period import Month
 
@@ -216,7 +217,9 @@ def refresh_views(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
         )
 
 
-def record_run(store: Path, run: dict, ledger_file: Path, out_dir: Path) -> str | None:
+def record_run(
+    store: Path, run: dict, ledger_file: Path, out_dir: Path, reference: dict | None = None
+) -> str | None:
     """Publish a finished run: supersede the month's previous run, record its waybills.
 
     Returns the run_id it superseded, if any. One transaction: all of it or none of it.
@@ -247,6 +250,11 @@ def record_run(store: Path, run: dict, ledger_file: Path, out_dir: Path) -> str 
             [run["league_code"], run["month"], str(ledger_file)],
         )
         refresh_views(con, out_dir)
+        for name, table in (reference or {}).items():
+            con.register(f"_ref_{name}", table)
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _ref_{name}")
+            con.unregister(f"_ref_{name}")
+        apply_comments(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -357,6 +365,20 @@ def seal_month(store: Path, league: str, month: Month, approval: dict) -> dict:
     finally:
         con.close()
     return row
+
+
+def last_run(store: Path) -> tuple[str | None, str | None]:
+    """(run_id, manifest_sha256) of the last run recorded: the head of the journal's hash chain."""
+    con = _readonly(store)
+    if con is None:
+        return None, None
+    try:
+        rows = con.execute(
+            "SELECT run_id, manifest_sha256 FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+        ).fetchall()
+    finally:
+        con.close()
+    return rows[0] if rows else (None, None)
 
 
 def list_runs(store: Path, league: str | None = None, month: Month | None = None) -> list[dict]:

@@ -59,6 +59,7 @@ ranked AS (
     FROM floored
 )
 SELECT
+    r.run_id,
     unit_key,
     company,
     county_code,
@@ -72,4 +73,4 @@ SELECT
     breakeven_excess_fen,
     CAST(base_fen + CASE WHEN prorated AND remainder_rank <= leftover_fen THEN 1 ELSE 0 END
          AS BIGINT)                                               AS subsidy_fen
-FROM ranked;
+FROM ranked, run_params r;

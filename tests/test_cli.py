@@ -125,6 +125,9 @@ def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
     result = run(cfg_dir, out, "2025-03", second)
     assert result.exit_code == 0 and "已取代此前批次" in result.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    journal = [f for f in files if f.startswith("journal/")]
+    assert len(journal) == 2  # the journal keeps both runs' manifests
+    files = [f for f in files if not f.startswith("journal/")]
     assert files == [
         "ledger/league=150700/month=2025-03/part-0.parquet",
         "manifests/league=150700/month=2025-03.json",

@@ -1,0 +1,489 @@
+"""Auditors' tools: sandboxed read-only SQL, canned queries, audits, verify and explain.
+
+The auditor's connection is read-only, may read files only under the store's output
+directories, cannot change its own configuration, and accepts exactly one SELECT or EXPLAIN.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from . import SQL_DIR
+from .errors import RefusedError, SettlementError, UsageError
+from .outputs import PART_FILE, manifest_path, sha256_file
+
+QUERIES_DIR = SQL_DIR / "queries"
+AUDITS_DIR = SQL_DIR / "audits"
+ALLOWED = {"SELECT", "EXPLAIN"}
+REFUSAL = {
+    "INSERT": "写入数据（INSERT）",
+    "UPDATE": "修改数据（UPDATE）",
+    "DELETE": "删除数据（DELETE）",
+    "CREATE": "创建对象（CREATE）",
+    "DROP": "删除对象（DROP）",
+    "ALTER": "修改结构（ALTER）",
+    "COPY": "导出或导入文件（COPY）",
+    "ATTACH": "挂载其他数据库（ATTACH）",
+    "DETACH": "卸载数据库（DETACH）",
+    "LOAD": "安装或加载扩展（INSTALL/LOAD）",
+    "SET": "修改设置（SET/RESET/USE）",
+    "PRAGMA": "PRAGMA 指令",
+    "EXPORT": "导出数据库（EXPORT）",
+    "CALL": "调用过程（CALL/CHECKPOINT）",
+    "TRANSACTION": "事务控制",
+    "VACUUM": "VACUUM",
+    "PREPARE": "预编译语句",
+    "EXECUTE": "执行预编译语句",
+    "MULTI": "多语句（如 PIVOT 语句）",
+}
+
+
+# --------------------------------------------------------------------------- read-only SQL
+
+
+def check_query(sql: str) -> None:
+    """Refuse anything but exactly one SELECT or EXPLAIN statement."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise RefusedError(f"SQL 语法错误：{str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise RefusedError(f"只能执行一条查询语句，收到 {len(statements)} 条")
+    kind = statements[0].type.name
+    if kind not in ALLOWED:
+        what = REFUSAL.get(kind, kind)
+        raise RefusedError(f"只读查询不允许{what}；审计查询只能是 SELECT 或 EXPLAIN")
+
+
+def open_readonly(store: Path) -> duckdb.DuckDBPyConnection:
+    """The auditor's sandbox: read-only store, files readable only under its output dirs."""
+    if not store.exists():
+        raise UsageError(f"结算库 {store} 不存在")
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    try:
+        con = duckdb.connect(str(store), read_only=True, config=config)
+    except duckdb.Error as exc:
+        raise SettlementError(
+            f"无法以只读方式打开结算库 {store}：{str(exc).splitlines()[0]}"
+        ) from None
+    dirs = {str(store.resolve().parent) + "/"}
+    dirs |= {
+        r[0].rstrip("/") + "/" for r in con.execute("SELECT DISTINCT out_dir FROM runs").fetchall()
+    }
+    con.execute("SET allowed_directories = ?", [sorted(dirs)])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+@dataclass
+class QueryResult:
+    frame: pl.DataFrame
+
+
+def run_readonly(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: dict | None = None,
+    max_rows: int = 100_000,
+    timeout: float = 60.0,
+) -> pl.DataFrame:
+    """Run one checked query with a time and a row limit; the result as a DataFrame."""
+    check_query(sql)
+    timer = threading.Timer(timeout, con.interrupt)
+    timer.start()
+    try:
+        cursor = con.execute(sql, params) if params else con.execute(sql)
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchmany(max_rows + 1)
+    except duckdb.InterruptException:
+        raise SettlementError(
+            f"查询超过 {timeout:g} 秒的时间限制，已中止（可用 --timeout 放宽）"
+        ) from None
+    except duckdb.Error as exc:
+        if not timer.is_alive():
+            raise SettlementError(
+                f"查询超过 {timeout:g} 秒的时间限制，已中止（可用 --timeout 放宽）"
+            ) from None
+        raise RefusedError(f"查询失败：{str(exc).splitlines()[0]}") from None
+    finally:
+        timer.cancel()
+    if len(rows) > max_rows:
+        raise SettlementError(
+            f"查询结果超过 {max_rows:,} 行的行数限制，未输出；请加 LIMIT、汇总，或用 --max-rows 放宽"
+        )
+    unique = []
+    for c in columns:
+        name = c
+        while name in unique:
+            name += "_"
+        unique.append(name)
+    if not rows:
+        return pl.DataFrame(schema={c: pl.String for c in unique})
+    return pl.DataFrame(rows, schema=unique, orient="row", infer_schema_length=None)
+
+
+def write_result(frame: pl.DataFrame, fmt: str, output: Path | None) -> str | None:
+    """Format a result: table/csv/json to a string (or file), parquet to a file."""
+    if fmt == "parquet":
+        if output is None:
+            raise UsageError("--format parquet 需要 --output 文件")
+        frame.write_parquet(output)
+        return None
+    if fmt == "csv":
+        text = frame.write_csv()
+    elif fmt == "json":
+        text = json.dumps(frame.to_dicts(), ensure_ascii=False, default=str, indent=1) + "\n"
+    else:
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+            text = str(frame) + "\n"
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        return None
+    return text
+
+
+# --------------------------------------------------------------------------- canned queries
+
+
+@dataclass
+class Query:
+    name: str
+    question: str
+    params: dict[str, str]
+    columns: str
+    sql: str
+
+
+def _header(text: str) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        body = line[2:].strip()
+        m = re.match(r"(\w+):\s*(.*)", body)
+        if m and m.group(1) in ("question", "params", "columns", "note", "inputs", "returns"):
+            key = m.group(1)
+            fields.setdefault(key, []).append(m.group(2))
+        elif key:
+            fields[key].append(body)
+    return fields
+
+
+def load_queries() -> dict[str, Query]:
+    """Every sql/queries/*.sql with its header."""
+    out = {}
+    for path in sorted(QUERIES_DIR.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        h = _header(text)
+        params = {}
+        for line in h.get("params", []):
+            m = re.match(r"(\w+)\s+(.*)", line)
+            if m:
+                params[m.group(1)] = m.group(2)
+        out[path.stem] = Query(
+            path.stem, " ".join(h.get("question", [])), params, " ".join(h.get("columns", [])), text
+        )
+    return out
+
+
+def bind_params(query: Query, given: dict[str, str]) -> dict[str, str]:
+    """Check the --param values against the query's declared parameters."""
+    unknown = sorted(set(given) - set(query.params))
+    if unknown:
+        raise UsageError(
+            f"查询 {query.name} 没有参数 {unknown[0]}；参数：{', '.join(query.params)}"
+        )
+    missing = [p for p in query.params if p not in given]
+    if missing:
+        raise UsageError(f"查询 {query.name} 缺少参数 {missing[0]}（{query.params[missing[0]]}）")
+    return dict(given)
+
+
+# --------------------------------------------------------------------------- audits
+
+
+@dataclass
+class AuditFinding:
+    name: str
+    question: str
+    rows: pl.DataFrame
+
+
+def load_audits() -> list[tuple[str, str, str]]:
+    """(name, question, sql) of every sql/audits/*.sql, in order."""
+    out = []
+    for path in sorted(AUDITS_DIR.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        question = " ".join(_header(text).get("question", [path.stem]))
+        out.append((path.stem, question, text))
+    return out
+
+
+def run_audits(con: duckdb.DuckDBPyConnection) -> list[AuditFinding]:
+    """Run every audit; return those that found rows breaking their rule."""
+    findings = []
+    for name, question, sql in load_audits():
+        frame = con.sql(sql).pl()
+        if frame.height:
+            findings.append(AuditFinding(name, question, frame))
+    return findings
+
+
+def staged_audit_connection(
+    store: Path, cfg_reference: dict, staging: Path, out_dir: Path, run: dict, replaces: bool
+) -> duckdb.DuckDBPyConnection:
+    """A connection where the audits see the store as it will be once this run is published:
+    the published Parquet (less the partition a regular run replaces) plus the staged files,
+    and the store's current runs plus this one."""
+    league, month = run["league_code"], run["month"]
+    con = duckdb.connect(":memory:")
+    for kind in ("ledger", "rejects", "units"):
+        files = [
+            str(p)
+            for p in sorted((out_dir / kind).glob("*/*/*.parquet"))
+            if not (
+                replaces
+                and p.parent.name == f"month={month}"
+                and p.parent.parent.name == f"league={league}"
+            )
+        ]
+        files += [str(p) for p in sorted((staging / kind).glob("*/*/*.parquet"))]
+        con.execute(
+            f"CREATE VIEW {kind} AS SELECT * FROM read_parquet(?, hive_partitioning = true, "
+            "hive_types = {'league': VARCHAR, 'month': VARCHAR}, union_by_name = true)".replace(
+                "?", "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+            )
+        )
+    attached = store.exists()
+    if attached:
+        con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
+    if attached:
+        # a regular run replaces the month's current regular run: the audits must not see both
+        con.execute(
+            "CREATE TABLE runs AS SELECT * FROM store.runs WHERE status = 'current' "
+            "AND NOT (? AND league_code = ? AND month = ? AND kind = 'regular')",
+            [replaces, league, month],
+        )
+        con.execute(
+            "CREATE TABLE settled_waybills AS SELECT s.* FROM store.settled_waybills s "
+            "JOIN runs USING (run_id)"
+        )
+        con.execute("DETACH store")
+    else:
+        con.execute(
+            "CREATE TABLE runs (run_id VARCHAR, league_code VARCHAR, month VARCHAR, "
+            "kind VARCHAR, status VARCHAR, rows_in BIGINT, parcels BIGINT, "
+            "gross_fen BIGINT, subsidy_fen BIGINT, finished_at TIMESTAMP)"
+        )
+        con.execute(
+            "CREATE TABLE settled_waybills (waybill_no VARCHAR, league_code VARCHAR, "
+            "month VARCHAR, run_id VARCHAR, company VARCHAR, subsidy_fen INTEGER)"
+        )
+    con.execute(
+        "INSERT INTO runs BY NAME SELECT ? AS run_id, ? AS league_code, ? AS month, ? AS kind, "
+        "'current' AS status, ? AS rows_in, ? AS parcels, ? AS gross_fen, ? AS subsidy_fen",
+        [
+            run["run_id"],
+            league,
+            month,
+            run["kind"],
+            run["rows_in"],
+            run["parcels"],
+            run["gross_fen"],
+            run["subsidy_fen"],
+        ],
+    )
+    con.execute(
+        "INSERT INTO settled_waybills SELECT waybill_no, ?, ?, run_id, company, subsidy_fen "
+        "FROM ledger WHERE run_id = ?",
+        [league, month, run["run_id"]],
+    )
+    con.register("_budgets", cfg_reference["budgets"])
+    con.execute("CREATE TABLE budgets AS SELECT * FROM _budgets")
+    return con
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass
+class Problem:
+    file: str
+    rule: str
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    runs: int = 0
+    files: int = 0
+
+
+def verify(
+    out_dir: Path, store: Path | None = None, league: str | None = None, month: str | None = None
+) -> VerifyReport:
+    """Re-hash every file against its manifest, re-run the audits, check totals and the journal."""
+    store = store if store is not None else out_dir / "settlement.duckdb"
+    report = VerifyReport()
+    con = open_readonly(store)
+    try:
+        runs = con.sql("SELECT * FROM runs ORDER BY finished_at, run_id").pl().to_dicts()
+        _verify_journal(out_dir, runs, report)
+        for run in runs:
+            if run["status"] != "current":
+                continue
+            if (league and run["league_code"] != league) or (month and run["month"] != month):
+                continue
+            report.runs += 1
+            _verify_run(out_dir, run, report)
+        for finding in run_audits(con):
+            report.problems.append(
+                Problem(
+                    f"sql/audits/{finding.name}.sql",
+                    finding.question,
+                    f"{finding.rows.height} 行违反规则，例如：{finding.rows.head(3).to_dicts()}",
+                )
+            )
+    finally:
+        con.close()
+    return report
+
+
+def _verify_journal(out_dir: Path, runs: list[dict], report: VerifyReport) -> None:
+    """Walk the hash chain: every run's journal entry is intact and names its predecessor."""
+    previous = None
+    for run in runs:
+        entry = out_dir / "journal" / f"{run['run_id']}.json"
+        if not entry.exists():
+            report.problems.append(
+                Problem(str(entry), "运行日志链", f"批次 {run['run_id']} 的日志文件缺失")
+            )
+            previous = run
+            continue
+        report.files += 1
+        digest = sha256_file(entry)
+        if digest != run["manifest_sha256"]:
+            report.problems.append(
+                Problem(
+                    str(entry), "运行日志链", "日志文件的 SHA-256 与结算库记录不符（文件被修改）"
+                )
+            )
+        manifest = json.loads(entry.read_text(encoding="utf-8"))
+        expected = (previous or {}).get("run_id")
+        if manifest.get("previous_run_id") != expected:
+            report.problems.append(
+                Problem(
+                    str(entry),
+                    "运行日志链",
+                    f"上一批次应为 {expected}，日志记载为 {manifest.get('previous_run_id')}（有批次被删除或篡改）",
+                )
+            )
+        elif previous and manifest.get("previous_manifest_sha256") != previous["manifest_sha256"]:
+            report.problems.append(Problem(str(entry), "运行日志链", "上一批次清单的 SHA-256 不符"))
+        previous = run
+
+
+def _verify_run(out_dir: Path, run: dict, report: VerifyReport) -> None:
+    entry = out_dir / "journal" / f"{run['run_id']}.json"
+    if not entry.exists():
+        return
+    manifest = json.loads(entry.read_text(encoding="utf-8"))
+    league, month = run["league_code"], run["month"]
+    current = manifest_path(out_dir, league, month, manifest.get("part", PART_FILE))
+    if not current.exists():
+        report.problems.append(Problem(str(current), "清单", "清单文件缺失"))
+    elif sha256_file(current) != run["manifest_sha256"]:
+        report.problems.append(Problem(str(current), "清单", "清单的 SHA-256 与结算库记录不符"))
+    for output in manifest["outputs"]:
+        path = out_dir / output["path"]
+        report.files += 1
+        if not path.exists():
+            report.problems.append(Problem(str(path), "输出文件", "文件缺失"))
+        elif sha256_file(path) != output["sha256"]:
+            report.problems.append(
+                Problem(str(path), "输出文件", "SHA-256 与清单不符（文件被修改）")
+            )
+    for item in manifest["inputs"]:
+        path = Path(item["path"])
+        if not path.exists():
+            report.notes.append(f"输入文件 {path} 已不在原处，未重新校验")
+        elif sha256_file(path) != item["sha256"]:
+            report.problems.append(
+                Problem(str(path), "输入文件", "SHA-256 与清单不符（输入文件已改变）")
+            )
+        else:
+            report.files += 1
+    _verify_totals(out_dir, run, manifest, report)
+
+
+def _verify_totals(out_dir: Path, run: dict, manifest: dict, report: VerifyReport) -> None:
+    """Ledger, units, manifest, store and statements agree to the 分 (SPEC §7.5)."""
+    part = manifest.get("part", PART_FILE)
+    league, month = run["league_code"], run["month"]
+    paths = {
+        k: out_dir / k / f"league={league}" / f"month={month}" / part for k in ("ledger", "units")
+    }
+    if not all(p.exists() for p in paths.values()):
+        return
+    con = duckdb.connect(":memory:")
+    try:
+        ledger_fen, parcels = con.execute(
+            "SELECT COALESCE(SUM(subsidy_fen), 0), COUNT(*) FROM read_parquet(?)",
+            [str(paths["ledger"])],
+        ).fetchall()[0]
+        units_fen = con.execute(
+            "SELECT COALESCE(SUM(subsidy_fen), 0) FROM read_parquet(?)", [str(paths["units"])]
+        ).fetchall()[0][0]
+        by_company = dict(
+            con.execute(
+                "SELECT company, SUM(subsidy_fen) FROM read_parquet(?) GROUP BY company",
+                [str(paths["ledger"])],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    where = str(paths["ledger"])
+    if ledger_fen != manifest["totals"]["subsidy_fen"] or ledger_fen != run["subsidy_fen"]:
+        report.problems.append(Problem(where, "合计一致", "明细账补贴合计与清单或结算库不符"))
+    if units_fen != ledger_fen:
+        report.problems.append(Problem(str(paths["units"]), "合计一致", "结算单元合计与明细账不符"))
+    if parcels != manifest["counts"]["parcels"]:
+        report.problems.append(Problem(where, "合计一致", "明细账件数与清单不符"))
+    if part != PART_FILE:
+        return
+    folder = out_dir / "statements" / f"league={league}" / f"month={month}"
+    smanifest = folder / "statements.json"
+    if not smanifest.exists():
+        report.notes.append(f"{folder} 没有结算单（可用 settle statement 生成）")
+        return
+    data = json.loads(smanifest.read_text(encoding="utf-8"))
+    if data.get("run_id") != run["run_id"]:
+        report.problems.append(Problem(str(smanifest), "结算单", "结算单不是由当前批次生成的"))
+    for name, entry in data["files"].items():
+        path = folder / name
+        report.files += 1
+        if not path.exists():
+            report.problems.append(Problem(str(path), "结算单", "文件缺失"))
+            continue
+        if sha256_file(path) != entry["sha256"]:
+            report.problems.append(Problem(str(path), "结算单", "SHA-256 与 statements.json 不符"))
+        expected = ledger_fen if entry["company"] is None else by_company.get(entry["company"], 0)
+        if entry["subsidy_fen"] != expected:
+            report.problems.append(
+                Problem(
+                    str(path),
+                    "结算单合计（SPEC §7.5）",
+                    f"结算单合计 {entry['subsidy_fen']} 分，明细账 {expected} 分",
+                )
+            )
