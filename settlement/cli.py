@@ -400,6 +400,197 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
     click.echo(f"  明细：{result.parquet}  {result.xlsx}")
 
 
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="输出格式；parquet 需要 --output。",
+)
+output_option = click.option(
+    "--output", type=click.Path(path_type=Path), default=None, help="写入文件而不是屏幕。"
+)
+limits = [
+    click.option(
+        "--max-rows",
+        type=click.IntRange(1),
+        default=100_000,
+        show_default=True,
+        help="结果行数上限，超过则报错而不输出。",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(0.1),
+        default=60.0,
+        show_default=True,
+        help="查询时间上限（秒）。",
+    ),
+]
+
+
+def _limits(func):
+    for option in reversed(limits):
+        func = option(func)
+    return func
+
+
+def _emit(frame, fmt, output) -> None:
+    from .audit import write_result
+
+    text = write_result(frame, fmt, output)
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"已写入 {output}（{frame.height:,} 行）", err=True)
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path("out/settlement.duckdb"),
+    show_default=True,
+    help="结算库（只读打开）。",
+)
+@format_option
+@output_option
+@_limits
+@friendly
+def sql_command(query, store, fmt, output, max_rows, timeout) -> None:
+    """Run one read-only SELECT or EXPLAIN on the store (views ledger, rejects, units, runs …).
+
+    Anything that writes or reaches outside — INSERT/UPDATE/DELETE, CREATE/DROP/ALTER,
+    COPY … TO, ATTACH, INSTALL/LOAD, SET/PRAGMA, EXPORT, reading files outside the output
+    directories — is refused with exit 2 and the store is unchanged.
+    """
+    from .audit import open_readonly, run_readonly
+
+    con = open_readonly(store)
+    try:
+        frame = run_readonly(con, query, None, max_rows, timeout)
+    finally:
+        con.close()
+    _emit(frame, fmt, output)
+
+
+def _params(_ctx, _param, values):
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"“{value}”应为 key=value，如 league=150700")
+        out[key] = val
+    return out
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_", is_flag=True, help="列出全部预置查询。")
+@click.option("--param", "params", multiple=True, callback=_params, help="参数 key=value，可重复。")
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path("out/settlement.duckdb"),
+    show_default=True,
+    help="结算库（只读打开）。",
+)
+@format_option
+@output_option
+@_limits
+@friendly
+def query(name, list_, params, store, fmt, output, max_rows, timeout) -> None:
+    """Canned audit queries from sql/queries/: `--list`, or NAME with --param key=value."""
+    from .audit import bind_params, load_queries, open_readonly, run_readonly
+
+    queries = load_queries()
+    if list_ or name is None:
+        for q in queries.values():
+            click.echo(f"{q.name}\n    问题：{q.question}")
+            for p, text in q.params.items():
+                click.echo(f"    --param {p}=…  {text}")
+            click.echo(f"    列：{q.columns}")
+        return
+    if name not in queries:
+        raise UsageError(f"没有名为 {name} 的预置查询；可用：{', '.join(queries)}")
+    q = queries[name]
+    bound = bind_params(q, params)
+    con = open_readonly(store)
+    try:
+        frame = run_readonly(con, q.sql, bound, max_rows, timeout)
+    finally:
+        con.close()
+    _emit(frame, fmt, output)
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="输出目录。",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算库，默认 <out>/settlement.duckdb。",
+)
+@click.option("--league", default=None, callback=_league, help="只校验该盟市。")
+@click.option("--month", default=None, callback=_month, help="只校验该月份。")
+@friendly
+def verify(out_dir, store, league, month) -> None:
+    """Re-check everything: file hashes against manifests, the journal's hash chain, the audits
+    of sql/audits/, and that ledger, units, statements and manifests agree to the 分.
+
+    Exit 0 when all holds; 1 naming each file and rule that does not.
+    """
+    from .audit import verify as run_verify
+
+    report = run_verify(out_dir, store, league, month and str(month))
+    for note in report.notes:
+        click.echo(f"提示：{note}")
+    if report.problems:
+        for p in report.problems:
+            click.echo(f"不通过  {p.file}  [{p.rule}]  {p.detail}")
+        click.echo(f"校验不通过：{len(report.problems)} 处问题（{report.runs} 个有效批次）")
+        sys.exit(1)
+    click.echo(
+        f"校验通过：{report.runs} 个有效批次，{report.files} 个文件的 SHA-256、运行日志链、"
+        "审计规则和合计全部一致"
+    )
+
+
+@main.command()
+@click.argument("waybill")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="输出目录（结算库默认在其下）。",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算库，默认 <out>/settlement.duckdb。",
+)
+@friendly
+def explain(waybill, out_dir, store) -> None:
+    """The whole computation of one waybill: validation, policy version, area class, distance
+    band, volume tier, each cap, rate_fen, its unit's break-even and budget, its subsidy_fen —
+    or, for a rejected row, its reason and origin (file, row)."""
+    from .explain import explain as run_explain
+
+    for line in run_explain(store or out_dir / "settlement.duckdb", waybill):
+        click.echo(line)
+
+
 store_option = click.option(
     "--store",
     type=click.Path(path_type=Path),

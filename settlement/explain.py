@@ -1,0 +1,154 @@
+"""`settle explain`: the whole computation of one parcel, step by step, in Chinese."""
+
+from __future__ import annotations
+
+import json
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+
+import duckdb
+
+from .audit import open_readonly
+from .errors import RefusedError
+from .money import format_yuan
+
+
+def _d(value) -> str:
+    """A DECIMAL as people write it."""
+    if value is None:
+        return "—"
+    text = format(Decimal(value).normalize(), "f")
+    return text
+
+
+def explain(store: Path, waybill: str) -> list[str]:
+    """Lines describing every appearance of the waybill: settled parcels and rejected rows."""
+    con = open_readonly(store)
+    try:
+        parcels = (
+            con.sql(
+                "SELECT * FROM ledger WHERE waybill_no = ? ORDER BY month, run_id", params=[waybill]
+            )
+            .pl()
+            .to_dicts()
+        )
+        rejects = (
+            con.sql(
+                "SELECT * FROM rejects WHERE waybill_no = ? ORDER BY month, source_file, source_row",
+                params=[waybill],
+            )
+            .pl()
+            .to_dicts()
+        )
+        lines: list[str] = []
+        for p in parcels:
+            lines += _parcel(con, p)
+        for r in rejects:
+            lines += [
+                f"运单 {waybill}：剔除（盟市 {r['league']} {r['month']}，批次 {r['run_id']}）",
+                f"  来源：{r['source_file']} 第 {r['source_row']} 行",
+                f"  原因：{r['reason_code']} {r['reason']}",
+                f"  说明：{r['detail']}",
+                f"  原始值：企业 {r['company']}，签收时间 {r['delivered_at']}，村代码 {r['village_code']}，"
+                f"距离 {r['distance_km']}，成本 {r['cost_yuan']}，收入 {r['revenue_yuan']}",
+            ]
+    finally:
+        con.close()
+    if not lines:
+        raise RefusedError(f"运单 {waybill} 不在任何有效批次的明细账或剔除清单中")
+    return lines
+
+
+def _parcel(con: duckdb.DuckDBPyConnection, p: dict) -> list[str]:
+    version = (
+        con.sql(
+            "SELECT * FROM policy_versions WHERE league_code = ? AND version_id = ?",
+            params=[p["league"], p["policy_version"]],
+        )
+        .pl()
+        .to_dicts()
+    )
+    v = version[0] if version else {}
+    unit = (
+        con.sql(
+            "SELECT * FROM units WHERE run_id = ? AND unit_key = ?",
+            params=[p["run_id"], p["unit_key"]],
+        )
+        .pl()
+        .to_dicts()
+    )
+    u = unit[0] if unit else {}
+    run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[p["run_id"]]).pl().to_dicts()[0]
+    entry = Path(run["out_dir"]) / "journal" / f"{run['run_id']}.json"
+    budget = json.loads(entry.read_text(encoding="utf-8"))["budget"] if entry.exists() else {}
+
+    base = Decimal(p["base_rate_yuan"])
+    mult = Decimal(p["volume_multiplier"])
+    cap = Decimal(v["cap_yuan"]) if v else None
+    share = v.get("max_cost_share")
+    candidates = [("基础费率 × 单量系数", base * mult)]
+    if cap is not None:
+        candidates.append(("每件上限 cap_yuan", cap))
+    if share is not None:
+        candidates.append(
+            (
+                f"成本占比上限 {_d(share)} × 成本 {_d(p['cost_yuan'])}",
+                Decimal(share) * Decimal(p["cost_yuan"]),
+            )
+        )
+    binding = min(candidates, key=lambda c: c[1])
+    rate = (binding[1] * 100).to_integral_value(rounding=ROUND_FLOOR)
+    band = (
+        f"[{_d(p['band_from_km'])}, {_d(p['band_to_km']) if p['band_to_km'] is not None else '∞'})"
+    )
+    lines = [
+        f"运单 {p['waybill_no']}：已结算（盟市 {p['league']} {p['month']}，批次 {p['run_id']}）",
+        f"  来源：{p['source_file']} 第 {p['source_row']} 行；企业 {p['company']}；"
+        f"签收 {p['delivered_at']}；嘎查村 {p['village_code']}（旗县 {p['county_code']}）",
+        "  1 校验：通过全部检查（SPEC §4.1）",
+        f"  2 政策版本：{p['policy_version']}（{v.get('reference', '')}）"
+        f"；有效期 {v.get('effective_from')} 至 {v.get('effective_to') or '长期'}",
+        f"  3 区域类别：{p['area_class']}；距离 {_d(p['distance_km'])} 公里，距离段 {band}，"
+        f"基础费率 {_d(base)} 元",
+        f"  4 单量：该村本月受理 {p['village_volume']} 件，单量系数 {_d(mult)}；"
+        f"{_d(base)} × {_d(mult)} = {_d(base * mult)} 元",
+        "  5 上限："
+        + "；".join(f"{name} = {_d(value)} 元" for name, value in candidates)
+        + f"；取最小者（{binding[0]}）",
+        f"  6 费率 rate_fen = floor(100 × {_d(binding[1])}) = {rate} 分"
+        + ("" if rate == p["rate_fen"] else f"（明细账记载 {p['rate_fen']} 分，不一致！）"),
+    ]
+    if u:
+        cap_text = (
+            "不设上限（scope none）"
+            if u["cap_fen"] is None
+            else (
+                f"floor(100 × max(0, {_d(u['cost_yuan'])} − {_d(u['revenue_yuan'])}))"
+                + ("（含本月此前批次）" if u.get("prior_paid_fen") else "")
+                + f" = {u['cap_fen']} 分"
+            )
+        )
+        lines += [
+            f"  7 盈亏平衡单元 {p['unit_key']}：{u['parcels']} 件，基础补贴 {u['gross_fen']} 分；"
+            f"成本 {_d(u['cost_yuan'])} 元，收入 {_d(u['revenue_yuan'])} 元（本件收入 "
+            f"{_d(p['revenue_yuan'])} 元，来自 {p['revenue_source']}）",
+            f"    上限 cap_fen = {cap_text}；核减后 after_breakeven_fen = {u['after_breakeven_fen']} 分",
+        ]
+        if budget:
+            avail = budget.get("available_fen")
+            factor = (
+                "无预算限制"
+                if avail is None
+                else (
+                    f"本月可用 {avail} 分，申请 {budget.get('requested_fen')} 分，"
+                    + ("按比例调减" if budget.get("prorated") else "未调减（系数 1）")
+                )
+            )
+            lines.append(
+                f"  8 预算（{budget.get('rule')}）：{factor}；单元应付 {u['subsidy_fen']} 分"
+            )
+        lines.append(
+            f"  9 分配：单元 {u['subsidy_fen']} 分按费率比例分到各件（最大余数法），"
+            f"本件 subsidy_fen = {p['subsidy_fen']} 分（{format_yuan(p['subsidy_fen'])} 元）"
+        )
+    return lines
