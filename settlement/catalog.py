@@ -260,3 +260,13 @@ def apply_comments(con) -> None:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def markdown() -> str:
+    """The tables and columns section of docs/AUDITORS.md."""
+    out = []
+    for name, (kind, comment, columns) in TABLES.items():
+        out += [f"### `{name}` ({kind})", "", comment, "", "| column | meaning |", "|---|---|"]
+        out += [f"| `{c}` | {text.replace('|', '&#124;')} |" for c, text in columns.items()]
+        out.append("")
+    return "\n".join(out)

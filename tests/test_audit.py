@@ -386,3 +386,13 @@ def test_explain_parcel_and_reject(office):
     assert "原因：ALREADY_SETTLED" in both.output
     none = cli("explain", "NOPE", "--out", out)
     assert none.exit_code == 2 and "不在任何有效批次" in none.output
+
+
+def test_auditors_guide_documents_every_column():
+    from pathlib import Path
+
+    from settlement.catalog import markdown
+
+    text = (Path(__file__).parent.parent / "docs" / "AUDITORS.md").read_text(encoding="utf-8")
+    generated = text.split("<!-- generated from settlement/catalog.py: start -->\n")[1]
+    assert generated.split("<!-- generated from settlement/catalog.py: end -->")[0] == markdown()
