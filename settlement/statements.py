@@ -13,6 +13,7 @@ import html
 import io
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,9 @@ from .outputs import PART_FILE, manifest_path, partition, sha256_file
 from .period import Month
 from .reasons import REASONS, SHORT
 
-EXCEL_MAX_ROWS = 1_000_000  # data rows per detail sheet (Excel's limit is 1,048,576)
+#: Listings (rejected rows, parcel detail) longer than this go to a CSV beside the XLSX: writing
+#: them cell by cell would take minutes, and nobody reads a million-row sheet.
+XLSX_LISTING_MAX_ROWS = 20_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -44,6 +47,7 @@ class MonthData:
     county_names: dict[str, str]
     adjustments: pl.DataFrame  # supplementary runs paid in this month, per company
     con: duckdb.DuckDBPyConnection = field(repr=False)
+    folder: Path = Path(".")  # where the statements are written
 
     def company_lines(self, company: str | None) -> pl.DataFrame:
         if company is None:
@@ -396,42 +400,77 @@ def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
         wc.set_column(0, 0, 24)
         wc.set_column(1, 7, 15)
 
-    _reject_sheet(wb, data, company, f_head)
+    extra = _reject_sheet(wb, data, company, f_head, company or "summary")
     if company is not None:
-        _detail_sheets(wb, data, company, f_head)
+        extra += _detail_sheets(wb, data, company, f_head)
     wb.define_name("TOTAL_SUBSIDY_YUAN", f"={fen_to_yuan(totals['subsidy_fen'])}")
     wb.define_name("TOTAL_PARCELS", f"={totals['accepted']}")
     wb.close()
-    return totals
+    return totals, extra
 
 
-def _reject_sheet(wb, data: MonthData, company: str | None, f_head) -> None:
+def _csv_companion(data: MonthData, path: Path, select: str, params: list) -> None:
+    """A large listing as UTF-8 CSV with BOM (Excel reads it), written by DuckDB, not row by row.
+    Text from logs that starts like a formula is prefixed with an apostrophe."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    quoted = str(tmp).replace("'", "''")
+    data.con.execute(f"COPY ({select}) TO '{quoted}' (HEADER, DELIMITER ',')", params)
+    bom = path.with_name(f".{path.name}.bom")
+    with bom.open("wb") as out, tmp.open("rb") as src:
+        out.write(b"\xef\xbb\xbf")
+        shutil.copyfileobj(src, out, 1 << 20)
+    tmp.unlink()
+    os.replace(bom, path)
+
+
+def _guard(column: str) -> str:
+    """SQL for untrusted text in CSV: a leading = + - @ gets an apostrophe."""
+    apostrophe = "''''"
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@') "
+        f"THEN {apostrophe} || {column} ELSE {column} END"
+    )
+
+
+def _reject_sheet(wb, data: MonthData, company: str | None, f_head, stem: str) -> list[Path]:
     ws = wb.add_worksheet("剔除明细")
     headers = ["文件", "行号", "运单号", "企业", "原因代码", "原因", "说明"]
     for c, h in enumerate(headers):
         ws.write_string(0, c, h, f_head)
+    ws.set_column(0, 0, 30)
+    ws.set_column(2, 2, 20)
+    ws.set_column(5, 6, 40)
     where = "" if company is None else "WHERE company = ?"
+    params = [] if company is None else [company]
+    count = data.con.execute(f"SELECT COUNT(*) FROM month_rejects {where}", params).fetchall()[0][0]
+    if count > XLSX_LISTING_MAX_ROWS:
+        path = data.folder / f"{stem}.rejects.csv"
+        _csv_companion(
+            data,
+            path,
+            f"SELECT source_file AS 文件, source_row AS 行号, {_guard('waybill_no')} AS 运单号, "
+            f"{_guard('company')} AS 企业, reason_code AS 原因代码, reason AS 原因, detail AS 说明 "
+            f"FROM month_rejects {where} ORDER BY source_file, source_row",
+            params,
+        )
+        ws.write_string(
+            1, 0, f"剔除行共 {count:,} 行，超过 {XLSX_LISTING_MAX_ROWS:,} 行，见同目录 {path.name}"
+        )
+        return [path]
     cursor = data.con.execute(
-        f"SELECT source_file, source_row, waybill_no, company, reason_code, reason, detail "
+        "SELECT source_file, source_row, waybill_no, company, reason_code, reason, detail "
         f"FROM month_rejects {where} ORDER BY source_file, source_row",
-        [] if company is None else [company],
+        params,
     )
     row = 0
     while batch := cursor.fetchmany(10_000):
         for rec in batch:
             row += 1
-            if row > EXCEL_MAX_ROWS:
-                ws.write_string(
-                    row, 0, f"（剔除行超过 {EXCEL_MAX_ROWS:,} 行，其余见 rejects Parquet）"
-                )
-                return
             ws.write_string(row, 0, rec[0])
             ws.write_number(row, 1, rec[1])
             for c, v in enumerate(rec[2:], 2):
                 ws.write_string(row, c, "" if v is None else str(v))
-    ws.set_column(0, 0, 30)
-    ws.set_column(2, 2, 20)
-    ws.set_column(5, 6, 40)
+    return []
 
 
 DETAIL_COLUMNS = [
@@ -458,7 +497,40 @@ def _plain_decimal(text: str | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _detail_sheets(wb, data: MonthData, company: str, f_head) -> None:
+def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
+    ws = wb.add_worksheet("投递量明细表")
+    for c, (h, _) in enumerate(DETAIL_COLUMNS):
+        ws.write_string(0, c, h, f_head)
+    ws.set_column(0, 0, 20)
+    ws.set_column(1, 1, 19)
+    ws.set_column(2, 2, 14)
+    count = data.con.execute(
+        "SELECT COUNT(*) FROM month_ledger WHERE company = ?", [company]
+    ).fetchall()[0][0]
+    if count > XLSX_LISTING_MAX_ROWS:
+        path = data.folder / f"{company}.detail.csv"
+        cols = (
+            ", ".join(
+                f"{_guard('waybill_no')} AS {h}" if c == "waybill_no" else f"{c} AS {h}"
+                for h, c in DETAIL_COLUMNS
+            )
+            .replace("(公里)", "_公里")
+            .replace("(元)", "_元")
+            .replace("(分)", "_分")
+            .replace("(件/月)", "_件每月")
+        )
+        _csv_companion(
+            data,
+            path,
+            f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no",
+            [company],
+        )
+        ws.write_string(
+            1,
+            0,
+            f"投递量明细共 {count:,} 件，超过 {XLSX_LISTING_MAX_ROWS:,} 件，见同目录 {path.name}",
+        )
+        return [path]
     cols = ", ".join(
         f"strftime({c}, '%Y-%m-%d %H:%M:%S')"
         if c == "delivered_at"
@@ -471,19 +543,10 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> None:
         f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no",
         [company],
     )
-    ws, row, sheet_no = None, 0, 0
     numeric = {"village_volume", "rate_fen", "subsidy_fen"}
+    row = 0
     while batch := cursor.fetchmany(10_000):
         for rec in batch:
-            if ws is None or row >= EXCEL_MAX_ROWS:
-                sheet_no += 1
-                ws = wb.add_worksheet("投递量明细表" + (f"({sheet_no})" if sheet_no > 1 else ""))
-                for c, (h, _) in enumerate(DETAIL_COLUMNS):
-                    ws.write_string(0, c, h, f_head)
-                ws.set_column(0, 0, 20)
-                ws.set_column(1, 1, 19)
-                ws.set_column(2, 2, 14)
-                row = 0
             row += 1
             for c, ((_, name), v) in enumerate(zip(DETAIL_COLUMNS, rec, strict=True)):
                 if name in numeric:
@@ -492,10 +555,7 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> None:
                     ws.write_string(row, c, _plain_decimal(v))
                 else:
                     ws.write_string(row, c, "" if v is None else str(v))
-    if ws is None:
-        ws = wb.add_worksheet("投递量明细表")
-        for c, (h, _) in enumerate(DETAIL_COLUMNS):
-            ws.write_string(0, c, h, f_head)
+    return []
 
 
 # --------------------------------------------------------------------------- HTML
@@ -752,6 +812,7 @@ def render(
     try:
         directory = statements_dir(out_dir, league, str(month))
         directory.mkdir(parents=True, exist_ok=True)
+        data.folder = directory
         present = sorted(
             c for c in data.lines["company"].unique().to_list() if c in data.company_names
         )
@@ -767,13 +828,11 @@ def render(
         for who in targets:
             stem = who or "summary"
             tmp_x, tmp_h = directory / f".{stem}.xlsx.tmp", directory / f".{stem}.html.tmp"
-            totals = _write_xlsx(tmp_x, data, who)
+            totals, extra = _write_xlsx(tmp_x, data, who)
             _write_html(tmp_h, data, who)
-            for tmp, final in (
-                (tmp_x, directory / f"{stem}.xlsx"),
-                (tmp_h, directory / f"{stem}.html"),
-            ):
-                os.replace(tmp, final)
+            os.replace(tmp_x, directory / f"{stem}.xlsx")
+            os.replace(tmp_h, directory / f"{stem}.html")
+            for final in (directory / f"{stem}.xlsx", directory / f"{stem}.html", *extra):
                 manifest["files"][final.name] = {
                     "sha256": sha256_file(final),
                     "company": who,

@@ -48,6 +48,12 @@ early AS (
         END AS early_reason
     FROM joined j, run_params r
 ),
+-- Only waybills that occur more than once among passing rows need ranking: a hash aggregate
+-- finds them, and just those rows are sorted (not the whole month).
+repeated AS (
+    SELECT waybill_no FROM early WHERE early_reason IS NULL
+    GROUP BY waybill_no HAVING COUNT(*) > 1
+),
 ranked AS (
     SELECT
         *,
@@ -55,11 +61,19 @@ ranked AS (
         FIRST_VALUE(source_file) OVER w        AS first_source_file,
         FIRST_VALUE(source_row)  OVER w        AS first_source_row
     FROM early
+    WHERE early_reason IS NULL AND waybill_no IN (SELECT waybill_no FROM repeated)
     WINDOW w AS (
-        PARTITION BY early_reason IS NULL, waybill_no
+        PARTITION BY waybill_no
         ORDER BY delivered_at, company, village_code, distance_km, cost_yuan,
                  revenue_yuan NULLS FIRST, proof NULLS FIRST, source_file, source_row
     )
+),
+all_rows AS (
+    SELECT *, 1 AS waybill_rank, NULL::VARCHAR AS first_source_file, NULL::BIGINT AS first_source_row
+    FROM early
+    WHERE NOT (early_reason IS NULL AND waybill_no IN (SELECT waybill_no FROM repeated))
+    UNION ALL BY NAME
+    SELECT * FROM ranked
 )
 SELECT
     k.*,
@@ -71,7 +85,7 @@ SELECT
     s.league_code                        AS settled_league_code,
     s.month                              AS settled_month,
     s.run_id                             AS settled_run_id
-FROM ranked k
+FROM all_rows k
 LEFT JOIN settled_elsewhere s ON s.waybill_no = k.waybill_no AND k.early_reason IS NULL;
 
 DROP TABLE parsed;  -- everything it held is in checked

@@ -448,3 +448,29 @@ def test_reconcile_claim_without_waybill_column(settled, tmp_path):
     )
     assert result.exit_code == 2
     assert "缺少必需的列 waybill_no（运单号）" in result.output
+
+
+def test_long_listings_go_to_csv_beside_the_xlsx(settled, monkeypatch):
+    from settlement import statements
+
+    cfg, out = settled
+    monkeypatch.setattr(statements, "XLSX_LISTING_MAX_ROWS", 1)
+    result = cli(
+        "statement", "--league", "150700", "--month", "2025-03", "--out", out, "--config", cfg
+    )
+    assert result.exit_code == 0, result.output
+    folder = out / "statements" / PART
+    detail = (folder / "ZTO.detail.csv").read_bytes()
+    assert detail.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(detail.decode("utf-8-sig").splitlines()))
+    assert rows[0][0] == "运单号" and len(rows) == 1 + 2  # ZTO has A1 and A2
+    rejects = list(
+        csv.reader((folder / "ZTO.rejects.csv").read_text(encoding="utf-8-sig").splitlines())
+    )
+    waybills = {r[2] for r in rejects[1:]}
+    assert {'\'=HYPERLINK("http://x","y")', "'+SUM(1)", "'@cmd"} <= waybills
+    wb = openpyxl.load_workbook(folder / "ZTO.xlsx")
+    assert "见同目录 ZTO.detail.csv" in wb["投递量明细表"]["A2"].value
+    manifest = json.loads((folder / "statements.json").read_text(encoding="utf-8"))
+    assert {"ZTO.detail.csv", "ZTO.rejects.csv"} <= set(manifest["files"])
+    assert cli("verify", "--out", out).exit_code == 0
