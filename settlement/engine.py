@@ -20,18 +20,25 @@ from .catalog import reference_tables
 from .config import Config
 from .errors import RefusedError, SettlementError
 from .ingest import InputFile, read_logs
+from .lock import store_lock
 from .outputs import (
+    KINDS,
     PART_FILE,
+    crash_point,
     discard,
+    manifest_path,
     partition,
     publish,
+    recover,
     sha256_file,
+    stage_text,
     supplement_file,
     write_staged,
 )
 from .period import Month
 from .rules import PIPELINE, VALIDATION, connect, load_inputs, run_sql
-from .store import last_run, month_state, next_open_month, record_run
+from .statements import render
+from .store import committed_runs, last_run, month_state, next_open_month, record_run
 
 Progress = Callable[[str], None] | None
 
@@ -126,8 +133,22 @@ def settle_month(
     (`supplementary=True`), which keeps break-even and the budget over the whole month.
     """
     say = progress or (lambda _msg: None)
-    policy = cfg.policy(league)
+    cfg.policy(league)  # a configuration error before anything else
     store = store if store is not None else out_dir / "settlement.duckdb"
+    # read (and refuse unreadable files) before anything is written, the lock file included
+    frame, inputs = read_logs(logs, progress=say)
+    with store_lock(store, say=say):
+        for message in recover(out_dir, committed_runs(store)):
+            say(message)
+        return _settle_locked(
+            cfg, league, month, frame, inputs, out_dir, store, say, memory_limit, supplementary
+        )
+
+
+def _settle_locked(
+    cfg, league, month, frame, inputs, out_dir, store, say, memory_limit, supplementary
+):
+    policy = cfg.policy(league)
     state = month_state(store, league, month)
     if state.seal is not None and not supplementary:
         raise RefusedError(
@@ -142,7 +163,6 @@ def settle_month(
     month_ledgers = sorted((out_dir / partition("ledger", league, str(month))).glob("*.parquet"))
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(league, month)
-    frame, inputs = read_logs(logs, progress=say)
     say(
         f"共读取 {frame.height:,} 行，开始结算 {league} {month}"
         + ("（补充结算）" if supplementary else "")
@@ -179,15 +199,32 @@ def settle_month(
         manifest["previous_run_id"], manifest["previous_manifest_sha256"] = last_run(store)
         if supplementary:
             manifest["payable_in_month"] = str(next_open_month(store, league, month))
+        text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+        manifest_rel = manifest_path(Path(), league, str(month), part)
+        journal_rel = Path("journal") / f"{run_id}.json"
+        stage_text(staging, manifest_rel, text)
+        stage_text(staging, journal_rel, text)
+        items = [partition(kind, league, str(month)) / part for kind in KINDS]
+        if not supplementary:
+            items = [partition(kind, league, str(month)) for kind in KINDS]
+            say("生成结算单")
+            render(staging, cfg, league, month, store, source_dir=staging)
+            items.append(partition("statements", league, str(month)))
+        items += [manifest_rel, journal_rel]
+        crash_point("staged")
         reference = reference_tables(cfg)
         _audit_before_publishing(store, reference, staging, out_dir, manifest, supplementary, say)
-        manifest_file = publish(staging, out_dir, league, str(month), manifest, part)
+        publish(staging, out_dir, run_id, items)
+        crash_point("published")
+        manifest_file = out_dir / manifest_rel
         ledger_file = out_dir / partition("ledger", league, str(month)) / part
         record = _run_record(manifest, started, manifest_file, out_dir)
         superseded = record_run(store, record, ledger_file, out_dir, reference)
+        crash_point("committed")
     finally:
         discard(staging)
-    _render_statements(cfg, league, month, out_dir, store, supplementary, say)
+    if supplementary:
+        _render_payment_month(cfg, league, month, out_dir, store, say)
     say(
         f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {manifest['totals']['subsidy_fen']:,} 分"
     )
@@ -220,14 +257,12 @@ def _audit_before_publishing(store, reference, staging, out_dir, manifest, suppl
         )
 
 
-def _render_statements(cfg, league, month, out_dir, store, supplementary, say) -> None:
-    """Statements of the month just settled; after a supplementary run, those of the month that
-    pays it (when already settled), so its adjustment line appears."""
-    from .statements import render
-
-    target = next_open_month(store, league, month) if supplementary else month
+def _render_payment_month(cfg, league, month, out_dir, store, say) -> None:
+    """After a supplementary run: the statements of the month that pays it, when already
+    settled, so its adjustment line appears there."""
+    target = next_open_month(store, league, month)
     if (out_dir / partition("ledger", league, str(target)) / PART_FILE).exists():
-        say(f"生成结算单 {league} {target}")
+        say(f"更新 {target} 结算单的补充结算调整项")
         render(out_dir, cfg, league, target, store)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import duckdb
@@ -64,35 +65,76 @@ def write_staged(
     return written
 
 
-def publish(
-    staging: Path, out_dir: Path, league: str, month: str, manifest: dict, part: str = PART_FILE
-) -> Path:
-    """Move staged outputs into place and write the manifest last. A regular run replaces the
-    month's partitions whole (and its supplements' manifests); a supplementary run adds its
-    files beside the month's."""
-    trash = staging / "replaced"
-    for kind in KINDS:
-        rel = partition(kind, league, month)
-        target = out_dir / rel
-        if part != PART_FILE:
-            target.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel / part, target / part)
-            continue
+def crash_point(name: str) -> None:
+    """Testing hook: SETTLE_CRASH_AT=<name> kills the process here, as `kill -9` would."""
+    if os.environ.get("SETTLE_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stage_text(staging: Path, rel: Path, text: str) -> None:
+    """Write a text file (manifest, journal entry) into the staging tree."""
+    path = staging / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+INTENT = "PUBLISHING.json"
+
+
+def publish(staging: Path, out_dir: Path, run_id: str, items: list[Path]) -> None:
+    """Move staged files and directories into place, replacing what is there.
+
+    The moves are announced first in `<staging>/PUBLISHING.json`; what each replaces is kept
+    under `<staging>/replaced/` until the store commits. If the process dies half-way,
+    `recover` puts everything back (or, when the store did commit, finishes the clean-up).
+    """
+    intent = {"run_id": run_id, "items": [p.as_posix() for p in items]}
+    tmp = staging / (INTENT + ".tmp")
+    tmp.write_text(json.dumps(intent), encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, staging / INTENT)
+    for n, rel in enumerate(items, 1):
+        target, backup, new = out_dir / rel, staging / "replaced" / rel, staging / rel
         if target.exists():
-            (trash / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, trash / rel)
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(target, backup)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / rel, target)
-    text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
-    # the journal keeps every run's manifest, append-only: the hash chain auditors walk
-    journal = out_dir / "journal" / f"{manifest['run_id']}.json"
-    final = manifest_path(out_dir, league, month, part)
-    for path in (journal, final):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    return final
+        os.replace(new, target)
+        crash_point(f"publish:{n}")
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def recover(out_dir: Path, committed: set[str]) -> list[str]:
+    """Finish or undo publications a killed process left behind; what was done, in words.
+
+    A staging directory without an intent never touched the outputs: it is removed. With an
+    intent, if its run is in the store (`committed`) the publication completed and only the
+    replaced files are removed; otherwise every move is undone in reverse order.
+    """
+    root = out_dir / ".staging"
+    done: list[str] = []
+    if not root.exists():
+        return done
+    for staging in sorted(p for p in root.iterdir() if p.is_dir()):
+        intent_file = staging / INTENT
+        if intent_file.exists():
+            intent = json.loads(intent_file.read_text(encoding="utf-8"))
+            if intent["run_id"] not in committed:
+                for rel in reversed([Path(p) for p in intent["items"]]):
+                    target, backup, new = out_dir / rel, staging / "replaced" / rel, staging / rel
+                    if not new.exists() and target.exists():  # the new one was moved in
+                        shutil.rmtree(target) if target.is_dir() else target.unlink()
+                    if backup.exists():
+                        os.replace(backup, target)
+                done.append(f"撤销了未完成的发布 {intent['run_id']}，恢复到此前状态")
+            else:
+                done.append(f"完成了批次 {intent['run_id']} 发布后的清理")
+        discard(staging)
+    return done
 
 
 def discard(staging: Path) -> None:

@@ -802,13 +802,14 @@ def render(
     month: Month,
     store: Path | None = None,
     company: str | None = None,
+    source_dir: Path | None = None,
 ) -> dict:
     """Render the 盟市-month's statements and public notice; returns the statements manifest.
 
     With `company`, only that company's statement is rendered again (and the manifest updated).
     """
     store = store if store is not None else out_dir / "settlement.duckdb"
-    data = _load(out_dir, cfg, league, month, store)
+    data = _load(source_dir or out_dir, cfg, league, month, store)
     try:
         directory = statements_dir(out_dir, league, str(month))
         directory.mkdir(parents=True, exist_ok=True)

@@ -367,6 +367,17 @@ def seal_month(store: Path, league: str, month: Month, approval: dict) -> dict:
     return row
 
 
+def committed_runs(store: Path) -> set[str]:
+    """Every run id the store has recorded."""
+    con = _readonly(store)
+    if con is None:
+        return set()
+    try:
+        return {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()}
+    finally:
+        con.close()
+
+
 def last_run(store: Path) -> tuple[str | None, str | None]:
     """(run_id, manifest_sha256) of the last run recorded: the head of the journal's hash chain."""
     con = _readonly(store)

@@ -133,6 +133,7 @@ def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
         "manifests/league=150700/month=2025-03.json",
         "rejects/league=150700/month=2025-03/part-0.parquet",
         "settlement.duckdb",
+        "settlement.duckdb.lock",
         "statements/league=150700/month=2025-03/ZTO.html",
         "statements/league=150700/month=2025-03/ZTO.xlsx",
         "statements/league=150700/month=2025-03/public_notice.csv",
