@@ -318,9 +318,13 @@ def statement(league, month, company, out_dir, store, config_dir) -> None:
     Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
     public_notice.html and .csv, and statements.json (hashes and totals).
     """
+    from .lock import store_lock
     from .statements import render, statements_dir
 
-    manifest = render(out_dir, load_config(config_dir), league, month, store, company)
+    cfg = load_config(config_dir)
+    lock_on = store if store is not None else out_dir / "settlement.duckdb"
+    with store_lock(lock_on, say=lambda m: click.echo(m, err=True)):
+        manifest = render(out_dir, cfg, league, month, store, company)
     directory = statements_dir(out_dir, league, str(month))
     for name, entry in sorted(manifest["files"].items()):
         if company is None or entry["company"] == company:
@@ -549,8 +553,17 @@ def verify(out_dir, store, league, month) -> None:
     Exit 0 when all holds; 1 naming each file and rule that does not.
     """
     from .audit import verify as run_verify
+    from .lock import store_lock
+    from .outputs import recover
+    from .store import committed_runs
 
-    report = run_verify(out_dir, store, league, month and str(month))
+    store = store if store is not None else out_dir / "settlement.duckdb"
+    if not store.exists():
+        raise UsageError(f"结算库 {store} 不存在")
+    with store_lock(store, say=lambda m: click.echo(m, err=True)):
+        for message in recover(out_dir, committed_runs(store)):
+            click.echo(f"提示：{message}")
+        report = run_verify(out_dir, store, league, month and str(month))
     for note in report.notes:
         click.echo(f"提示：{note}")
     if report.problems:
@@ -625,20 +638,18 @@ def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_b
     A sealed month cannot be re-run and its waybills stay paid; late parcels are settled with
     `settle run --supplementary`.
     """
+    from .lock import store_lock
     from .store import seal_month
 
-    row = seal_month(
-        store,
-        league,
-        month,
-        {
-            "reviewed_by": reviewed_by,
-            "notice_start": notice_start,
-            "notice_end": notice_end,
-            "approved_by": approved_by,
-            "approval_ref": approval_ref,
-        },
-    )
+    approval = {
+        "reviewed_by": reviewed_by,
+        "notice_start": notice_start,
+        "notice_end": notice_end,
+        "approved_by": approved_by,
+        "approval_ref": approval_ref,
+    }
+    with store_lock(store, say=lambda m: click.echo(m, err=True)):
+        row = seal_month(store, league, month, approval)
     click.echo(
         f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审批文号 {approval_ref}，"
         f"公示 {notice_start} 至 {notice_end}）"

@@ -1,0 +1,302 @@
+"""Robustness (issue 7): kill -9 at every stage of a run, concurrent runs, hostile files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from conftest import V1, V2, make_config, policy_text
+
+from settlement.cli import main
+
+HEADER = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
+CONTENT = ["waybill_no", "company", "rate_fen", "unit_key", "subsidy_fen"]
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def settle_subprocess(cfg, out, month, logs, crash_at=None, timeout=120):
+    env = dict(os.environ)
+    if crash_at:
+        env["SETTLE_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "settlement.cli",
+            "run",
+            "--league",
+            "150700",
+            "--month",
+            month,
+            "--logs",
+            str(logs),
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def snapshot(out: Path) -> dict:
+    """What an auditor sees: current runs and the ledger content."""
+    con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
+    try:
+        runs = con.execute("SELECT run_id, status FROM runs ORDER BY finished_at").fetchall()
+        ledger = con.sql(f"SELECT month, {', '.join(CONTENT)} FROM ledger ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    return {"runs": runs, "ledger": ledger}
+
+
+@pytest.fixture(scope="module")
+def months(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    cfg = make_config(root / "config", policy_text(rule="ytd", annual="5.00"))
+    feb = root / "feb.csv"
+    feb.write_text(
+        HEADER + f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名\n"
+        f"F2,YTO,2025-02-06 10:00,{V2},5,2.00,0,签名\n",
+        encoding="utf-8",
+    )
+    mar = root / "mar.csv"
+    mar.write_text(
+        HEADER
+        + "".join(
+            f"M{i},{'ZTO' if i % 2 else 'YTO'},2025-03-0{1 + i % 9} 10:00,"
+            f"{V1 if i % 3 else V2},{5 + i},2.00,0,签名\n"
+            for i in range(30)
+        )
+        + f"F1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名\n",
+        encoding="utf-8",
+    )
+    mar2 = root / "mar2.csv"
+    mar2.write_text(
+        mar.read_text(encoding="utf-8") + f"X1,ZTO,2025-03-09 10:00,{V2},7,2.00,0,签名\n",
+        encoding="utf-8",
+    )
+    # the uninterrupted history, for comparison: February, March, then March again
+    reference = root / "reference"
+    for month, logs in (("2025-02", feb), ("2025-03", mar), ("2025-03", mar2)):
+        assert settle_subprocess(cfg, reference, month, logs).returncode == 0
+    return cfg, feb, mar, mar2, snapshot(reference)
+
+
+def ledger_only(snap):
+    return snap["ledger"]
+
+
+CRASH_POINTS = [
+    "staged",
+    "publish:1",
+    "publish:2",
+    "publish:3",
+    "publish:4",
+    "publish:5",
+    "publish:6",
+    "published",
+    "committed",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kill_at_every_stage_leaves_a_whole_verifiable_state(months, tmp_path, point):
+    cfg, feb, mar, mar2, reference = months
+    out = tmp_path / "out"
+    assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
+    assert settle_subprocess(cfg, out, "2025-03", mar).returncode == 0
+    before = snapshot(out)
+    killed = settle_subprocess(cfg, out, "2025-03", mar2, crash_at=point)
+    assert killed.returncode == -signal.SIGKILL
+    check = cli("verify", "--out", out)
+    assert check.exit_code == 0, check.output
+    after_crash = snapshot(out)
+    if point == "committed":
+        assert len(after_crash["runs"]) == len(before["runs"]) + 1  # the run had committed
+        assert ledger_only(after_crash) == ledger_only(reference)
+    else:
+        assert after_crash == before  # the previous state, whole
+    again = settle_subprocess(cfg, out, "2025-03", mar2)
+    assert again.returncode == 0, again.stderr
+    assert ledger_only(snapshot(out)) == ledger_only(reference)
+    assert cli("verify", "--out", out).exit_code == 0
+    assert not (out / ".staging").exists()
+
+
+def test_kill_at_random_moments(months, tmp_path):
+    cfg, feb, mar, mar2, reference = months
+    out = tmp_path / "out"
+    assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
+    assert settle_subprocess(cfg, out, "2025-03", mar).returncode == 0
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.2):
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "settlement.cli",
+                "run",
+                "--league",
+                "150700",
+                "--month",
+                "2025-03",
+                "--logs",
+                str(mar2),
+                "--config",
+                str(cfg),
+                "--out",
+                str(out),
+                "-q",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check = cli("verify", "--out", out)
+        assert check.exit_code == 0, (delay, check.output)
+    assert settle_subprocess(cfg, out, "2025-03", mar2).returncode == 0
+    assert ledger_only(snapshot(out)) == ledger_only(reference)
+
+
+def test_a_second_run_waits_then_is_refused(months, tmp_path):
+    from settlement.lock import store_lock
+
+    cfg, feb, *_ = months
+    out = tmp_path / "out"
+    assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
+    env = dict(os.environ, SETTLE_LOCK_TIMEOUT="0.5")
+    with store_lock(out / "settlement.duckdb"):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "settlement.cli",
+                "run",
+                "--league",
+                "150700",
+                "--month",
+                "2025-02",
+                "--logs",
+                str(feb),
+                "--config",
+                str(cfg),
+                "--out",
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        sealed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "settlement.cli",
+                "seal",
+                "--league",
+                "150700",
+                "--month",
+                "2025-02",
+                "--store",
+                str(out / "settlement.duckdb"),
+                "--reviewed-by",
+                "a",
+                "--notice-start",
+                "2025-03-02",
+                "--notice-end",
+                "2025-03-09",
+                "--approved-by",
+                "b",
+                "--approval-ref",
+                "c",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    for r in (result, sealed):
+        assert r.returncode == 2
+        assert "另一个任务正在使用结算库" in r.stderr and "等待 0.5 秒后仍未结束" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert len(snapshot(out)["runs"]) == 1
+
+
+def test_two_runs_at_once_never_both_write(months, tmp_path):
+    cfg, feb, mar, *_ = months
+    out = tmp_path / "out"
+    assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "settlement.cli",
+                "run",
+                "--league",
+                "150700",
+                "--month",
+                "2025-03",
+                "--logs",
+                str(mar),
+                "--config",
+                str(cfg),
+                "--out",
+                str(out),
+                "-q",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    runs = snapshot(out)["runs"]
+    assert [s for _, s in runs].count("current") == 2  # February and one March
+    assert [s for _, s in runs].count("superseded") == 1  # the other March, replaced
+    assert cli("verify", "--out", out).exit_code == 0
+
+
+def test_store_held_by_another_program_is_a_clear_message(months, tmp_path):
+    cfg, feb, *_ = months
+    out = tmp_path / "out"
+    assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('ok', flush=True); time.sleep(30)",
+            str(out / "settlement.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        result = cli("sql", "SELECT 1", "--store", out / "settlement.duckdb")
+        assert result.exit_code == 1
+        assert result.output.startswith("错误：无法以只读方式打开结算库")
+        assert "Traceback" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()
