@@ -143,12 +143,59 @@ def _decode_csv(data: bytes, path: Path) -> tuple[bytes, str]:
         return data, encoding
     except UnicodeDecodeError:
         pass
+    mixed = _mixed_encoding(data)
+    if mixed:
+        utf8_line, gbk_line = mixed
+        raise InputFileError(
+            path,
+            f"文件混用了两种编码：第 {utf8_line} 行是 UTF-8，第 {gbk_line} 行不是；"
+            "请整个文件统一另存为 UTF-8 或 GBK",
+        )
     try:
         return data.decode("gb18030").encode("utf-8"), "gb18030"
     except UnicodeDecodeError as exc:
         raise InputFileError(
             path, f"既不是 UTF-8 也不是 GBK/GB18030 编码（第 {exc.start} 字节处无法解码）"
         ) from None
+
+
+def _mixed_encoding(data: bytes) -> tuple[int, int] | None:
+    """(a UTF-8 line, a non-UTF-8 line), 1-based, when a file mixes encodings; else None.
+
+    Only called once the whole file failed as UTF-8. Chinese text in GBK almost never forms
+    valid multi-byte UTF-8, so a non-ASCII line that decodes as UTF-8 betrays a mixed file.
+    """
+    utf8_line = other_line = 0
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8_line = utf8_line or number
+        except UnicodeDecodeError:
+            other_line = other_line or number
+        if utf8_line and other_line:
+            return utf8_line, other_line
+    return None
+
+
+def _ragged_row(data: bytes, separator: str) -> str:
+    """Where a CSV row has more fields than its header (for the refusal message)."""
+    import csv
+
+    text = io.StringIO(data.decode("utf-8", errors="replace"), newline="")
+    try:
+        reader = csv.reader(text, delimiter=separator)
+        header = next(reader, [])
+        for number, row in enumerate(reader, 1):
+            if len(row) > len(header):
+                return (
+                    f"第 {number} 行数据有 {len(row)} 个字段，多于表头的 {len(header)} 个"
+                    "（值里是否有未加引号的逗号？）"
+                )
+    except csv.Error:  # too broken to say which row
+        pass
+    return "某行的字段数多于表头"
 
 
 def _sniff_separator(data: bytes) -> str:
@@ -169,15 +216,16 @@ def _read_csv(data: bytes, path: Path) -> tuple[pl.DataFrame, str]:
     data, encoding = _decode_csv(data, path)
     if not data.strip():
         raise InputFileError(path, "文件为空")
+    separator = _sniff_separator(data)
     try:
         df = pl.read_csv(
-            io.BytesIO(data),
-            infer_schema=False,
-            separator=_sniff_separator(data),
-            raise_if_empty=True,
+            io.BytesIO(data), infer_schema=False, separator=separator, raise_if_empty=True
         )
     except Exception as exc:  # noqa: BLE001 - polars raises several kinds
-        raise InputFileError(path, f"CSV 无法解析：{_first_line(exc)}") from None
+        problem = _first_line(exc)
+        if "more fields" in problem:
+            problem = _ragged_row(data, separator)
+        raise InputFileError(path, f"CSV 无法解析：{problem}") from None
     return df, encoding
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from click.testing import CliRunner
 from conftest import V1, V2, make_config, policy_text
@@ -300,3 +302,120 @@ def test_store_held_by_another_program_is_a_clear_message(months, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# --------------------------------------------------------------------------- hostile files
+
+GOOD = f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名\n"
+
+
+def hostile_files(root: Path) -> dict[str, tuple[Path, int, str]]:
+    """name -> (file, expected exit code, expected text in the output)."""
+    import random
+
+    import xlsxwriter
+
+    rnd = random.Random(7)
+    files = {}
+
+    def add(name, data, code, text):
+        path = root / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        files[name] = (path, code, text)
+
+    add("random.csv", bytes(rnd.randrange(256) for _ in range(4000)), 2, "既不是 UTF-8 也不是 GBK")
+    add("random.parquet", bytes(rnd.randrange(256) for _ in range(4000)), 2, "Parquet 无法读取")
+    buf = root / "whole.parquet"
+    pl.DataFrame(
+        {"waybill_no": [f"W{i}" for i in range(5000)], "company": ["ZTO"] * 5000}
+    ).write_parquet(buf)
+    whole = buf.read_bytes()
+    add("truncated.parquet", whole[: len(whole) // 2], 2, "Parquet 无法读取")
+    add("empty.csv", b"", 2, "文件为空")
+    add("header_only.csv", HEADER, 0, "共 0 行")
+    add(
+        "mixed.csv",
+        HEADER.encode() + GOOD.encode("utf-8") + GOOD.replace("A1", "A2").encode("gbk"),
+        2,
+        "文件混用了两种编码：第 2 行是 UTF-8，第 3 行不是",
+    )
+    add(
+        "ragged.csv",
+        HEADER + GOOD + GOOD.rstrip("\n") + ",extra\n",
+        2,
+        "第 2 行数据有 9 个字段，多于表头的 8 个",
+    )
+    add("short_rows.csv", HEADER + "A1,ZTO\n", 0, "签收时间(delivered_at)为空")
+    add(
+        "big_field.csv",
+        HEADER + GOOD.replace("A1", "W" * 1_000_000),
+        0,
+        "运单号(waybill_no)超过64个字符",
+    )
+    add(
+        "wide.csv",
+        HEADER.rstrip("\n")
+        + ","
+        + ",".join(f"x{i}" for i in range(10_000))
+        + "\n"
+        + GOOD.rstrip("\n")
+        + ","
+        + ",".join("0" for _ in range(10_000))
+        + "\n",
+        0,
+        "可受理 1 行",
+    )
+    add("nul.csv", HEADER + GOOD.replace("ZTO", "Z\x00TO"), 0, "UNKNOWN_COMPANY")
+    wb_path = root / "sheets.xlsx"
+    wb = xlsxwriter.Workbook(str(wb_path))
+    ws = wb.add_worksheet("明细")
+    ws.write_row(0, 0, HEADER.strip().split(","))
+    ws.write_row(1, 0, GOOD.strip().split(","))
+    ws.merge_range(2, 0, 2, 3, "合并单元格")
+    ws.write_formula(3, 0, '="F"&"1"', None, "F1")
+    ws.write_row(3, 1, ["ZTO", "2025-03-06 10:00", V1, "12", "2.00", "0", "签名"])
+    wb.add_worksheet("其他").write(0, 0, "ignored")
+    wb.close()
+    files["sheets.xlsx"] = (wb_path, 0, "共 3 行，可受理 2 行，将剔除 1 行")
+    return files
+
+
+def test_hostile_files_are_refused_or_rejected_never_a_traceback(tmp_path, months):
+    cfg = months[0]
+    for name, (path, code, text) in hostile_files(tmp_path).items():
+        result = cli("validate", path, "--league", "150700", "--month", "2025-03", "--config", cfg)
+        assert result.exit_code == code, (name, result.output[:300])
+        assert text in result.output, (name, result.output[:300])
+        assert "Traceback" not in result.output and "内部错误" not in result.output, name
+        if code == 2:
+            assert result.output.count("\n") == 1, name
+            assert str(path) in result.output
+
+
+def test_hostile_files_lose_no_row_in_a_run(tmp_path, months):
+    cfg = months[0]
+    for name, (path, code, _) in hostile_files(tmp_path).items():
+        if code != 0:
+            continue
+        out = tmp_path / f"out-{name}"
+        result = cli(
+            "run",
+            "--league",
+            "150700",
+            "--month",
+            "2025-03",
+            "--logs",
+            path,
+            "--config",
+            cfg,
+            "--out",
+            out,
+            "-q",
+        )
+        assert result.exit_code == 0, (name, result.output[:300])
+        manifest = json.loads((out / "manifests/league=150700/month=2025-03.json").read_text())
+        assert (
+            manifest["counts"]["rows_in"]
+            == manifest["counts"]["parcels"] + manifest["counts"]["rejects"]
+        )
+        assert manifest["inputs"][0]["rows"] == manifest["counts"]["rows_in"], name
