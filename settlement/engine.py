@@ -204,12 +204,12 @@ def _settle_locked(
         journal_rel = Path("journal") / f"{run_id}.json"
         stage_text(staging, manifest_rel, text)
         stage_text(staging, journal_rel, text)
-        items = [partition(kind, league, str(month)) / part for kind in KINDS]
-        if not supplementary:
-            items = [partition(kind, league, str(month)) for kind in KINDS]
+        if supplementary:  # its files go beside the month's own
+            items = [partition(kind, league, str(month)) / part for kind in KINDS]
+        else:  # a regular run replaces the month's partitions whole, statements included
             say("生成结算单")
             render(staging, cfg, league, month, store, source_dir=staging)
-            items.append(partition("statements", league, str(month)))
+            items = [partition(kind, league, str(month)) for kind in (*KINDS, "statements")]
         items += [manifest_rel, journal_rel]
         crash_point("staged")
         reference = reference_tables(cfg)
