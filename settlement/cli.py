@@ -94,6 +94,32 @@ month_option = click.option(
 )
 
 
+def out_option(help_text: str):
+    """--out: the output directory (default out/)."""
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(path_type=Path),
+        default=Path("out"),
+        show_default=True,
+        help=help_text,
+    )
+
+
+def store_path_option(help_text: str):
+    """--store: the store file (default: <out>/settlement.duckdb, resolved by the command)."""
+    return click.option("--store", type=click.Path(path_type=Path), default=None, help=help_text)
+
+
+store_option = click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path("out/settlement.duckdb"),
+    show_default=True,
+    help="结算库（DuckDB 文件；查询命令只读打开）。",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="village-courier-settlement")
 def main() -> None:
@@ -119,20 +145,8 @@ def main() -> None:
     help="投递日志文件或目录（CSV/Parquet/XLSX），可重复指定。",
 )
 @config_option
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="输出目录。",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="结算库（DuckDB 文件），默认 <out>/settlement.duckdb。",
-)
+@out_option("输出目录。")
+@store_path_option("结算库（DuckDB 文件），默认 <out>/settlement.duckdb。")
 @click.option(
     "--memory-limit", default=None, help="DuckDB 内存上限，如 2GB（默认 4GB，超出部分写入磁盘）。"
 )
@@ -200,12 +214,7 @@ def _print_run(result) -> None:
 @league_option
 @month_option
 @config_option
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="结算库：给出时同时检查已在其他月份结算的运单（ALREADY_SETTLED）。",
-)
+@store_path_option("结算库：给出时同时检查已在其他月份结算的运单（ALREADY_SETTLED）。")
 @click.option(
     "--examples",
     default=5,
@@ -296,20 +305,8 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @league_option
 @month_option
 @click.option("--company", default=None, help="只重新生成该企业的结算单。")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="输出目录（结算单写入 statements/ 下）。",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="结算库，默认 <out>/settlement.duckdb（用于补充结算调整项）。",
-)
+@out_option("输出目录（结算单写入 statements/ 下）。")
+@store_path_option("结算库，默认 <out>/settlement.duckdb（用于补充结算调整项）。")
 @config_option
 @friendly
 def statement(league, month, company, out_dir, store, config_dir) -> None:
@@ -342,20 +339,8 @@ def statement(league, month, company, out_dir, store, config_dir) -> None:
     type=click.Path(path_type=Path),
     help="申报文件（CSV/XLSX/Parquet）：运单号(waybill_no)，可选 申报金额(claimed_yuan)。",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="结算输出目录；对账结果写入其下 reconciliation/。",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="结算库：给出时从库中该月有效批次的记录找到结算输出目录。",
-)
+@out_option("结算输出目录；对账结果写入其下 reconciliation/。")
+@store_path_option("结算库：给出时从库中该月有效批次的记录找到结算输出目录。")
 @config_option
 @friendly
 def reconcile(league, month, company, claim_file, out_dir, store, config_dir) -> None:
@@ -451,13 +436,7 @@ def _emit(frame, fmt, output) -> None:
 
 @main.command("sql")
 @click.argument("query")
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=Path("out/settlement.duckdb"),
-    show_default=True,
-    help="结算库（只读打开）。",
-)
+@store_option
 @format_option
 @output_option
 @_limits
@@ -493,13 +472,7 @@ def _params(_ctx, _param, values):
 @click.argument("name", required=False)
 @click.option("--list", "list_", is_flag=True, help="列出全部预置查询。")
 @click.option("--param", "params", multiple=True, callback=_params, help="参数 key=value，可重复。")
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=Path("out/settlement.duckdb"),
-    show_default=True,
-    help="结算库（只读打开）。",
-)
+@store_option
 @format_option
 @output_option
 @_limits
@@ -529,20 +502,8 @@ def query(name, list_, params, store, fmt, output, max_rows, timeout) -> None:
 
 
 @main.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="输出目录。",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="结算库，默认 <out>/settlement.duckdb。",
-)
+@out_option("输出目录。")
+@store_path_option("结算库，默认 <out>/settlement.duckdb。")
 @click.option("--league", default=None, callback=_league, help="只校验该盟市。")
 @click.option("--month", default=None, callback=_month, help="只校验该月份。")
 @friendly
@@ -579,20 +540,8 @@ def verify(out_dir, store, league, month) -> None:
 
 @main.command()
 @click.argument("waybill")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="输出目录（结算库默认在其下）。",
-)
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="结算库，默认 <out>/settlement.duckdb。",
-)
+@out_option("输出目录（结算库默认在其下）。")
+@store_path_option("结算库，默认 <out>/settlement.duckdb。")
 @friendly
 def explain(waybill, out_dir, store) -> None:
     """The whole computation of one waybill: validation, policy version, area class, distance
@@ -602,15 +551,6 @@ def explain(waybill, out_dir, store) -> None:
 
     for line in run_explain(store or out_dir / "settlement.duckdb", waybill):
         click.echo(line)
-
-
-store_option = click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=Path("out/settlement.duckdb"),
-    show_default=True,
-    help="结算库（DuckDB 文件）。",
-)
 
 
 def _date(_ctx, _param, value: str):

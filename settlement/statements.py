@@ -183,17 +183,85 @@ def _company_label(data: MonthData, company: str) -> str:
 # --------------------------------------------------------------------------- XLSX
 
 
-def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
-    import xlsxwriter
+MONEY_COLUMNS = ("gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen")
 
+
+@dataclass
+class Layout:
+    """What one statement shows, computed once for both the XLSX and the HTML."""
+
+    title: str
+    info: list[tuple[str, str]]
+    headers: list[str]
+    rows: list[tuple[str, str, list[int], list[int]]]  # county code, name, counts, money 分
+    total_counts: list[int]
+    totals: dict
+    adjustments: pl.DataFrame
+
+    @property
+    def due_fen(self) -> int:
+        """本期实付: the month's payable plus supplementary adjustments booked in it."""
+        return self.totals["subsidy_fen"] + int(self.adjustments["subsidy_fen"].sum() or 0)
+
+
+def _layout(data: MonthData, company: str | None) -> Layout:
     lines = data.company_lines(company)
-    totals = _totals(lines)
     reasons = _reasons_in(lines)
+    generated = dt.datetime.fromisoformat(data.generated_at).strftime("%Y-%m-%d %H:%M:%S")
+    info = [
+        ("盟市", f"{data.league_name}（{data.league}）"),
+        ("快递企业", "全部企业" if company is None else _company_label(data, company)),
+        ("结算月份", data.month),
+        ("政策版本", "；".join(f"{v['id']}：{v['reference']}" for v in data.versions)),
+        ("结算批次", data.run_id),
+        ("生成时间", generated + "（UTC）"),
+    ]
+    headers = (
+        ["旗县代码", "旗县名称", "提交行数", "受理件数", "剔除行数"]
+        + [f"剔除:{SHORT[c]}" for c in reasons]
+        + ["基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)"]
+    )
+    by_county = (
+        lines.group_by("county_code")
+        .agg(
+            pl.col("submitted", "accepted", "rejected", *MONEY_COLUMNS).sum(),
+            pl.col("rejected_by_reason"),
+        )
+        .sort("county_code", nulls_last=True)
+    )
+    rows = []
+    for rec in by_county.iter_rows(named=True):
+        code, name = _county_label(data, rec["county_code"])
+        counts: dict[str, int] = {}
+        for m in rec["rejected_by_reason"]:
+            for k, v in _reason_counts(m).items():
+                counts[k] = counts.get(k, 0) + v
+        rows.append(
+            (
+                code,
+                name,
+                [rec["submitted"], rec["accepted"], rec["rejected"]]
+                + [counts.get(c, 0) for c in reasons],
+                [rec[k] for k in MONEY_COLUMNS],
+            )
+        )
+    totals = _totals(lines)
+    total_counts = [totals["submitted"], totals["accepted"], totals["rejected"]] + [
+        sum(r[2][3 + i] for r in rows) for i in range(len(reasons))
+    ]
     adjustments = (
         data.adjustments
         if company is None
         else data.adjustments.filter(pl.col("company") == company)
     )
+    return Layout(_title(data, company), info, headers, rows, total_counts, totals, adjustments)
+
+
+def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
+    import xlsxwriter
+
+    lay = _layout(data, company)
+    totals = lay.totals
     created = dt.datetime.fromisoformat(data.generated_at).replace(tzinfo=None)
     wb = xlsxwriter.Workbook(
         str(path),
@@ -201,7 +269,7 @@ def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
     )
     wb.set_properties(
         {
-            "title": _title(data, company),
+            "title": lay.title,
             "author": f"{data.league_name}邮政管理局",
             "created": created,
             "comments": f"结算批次 {data.run_id}",
@@ -230,24 +298,11 @@ def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
     ws.set_paper(9)  # A4
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
-    headers = (
-        ["旗县代码", "旗县名称", "提交行数", "受理件数", "剔除行数"]
-        + [f"剔除:{SHORT[c]}" for c in reasons]
-        + ["基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)"]
-    )
-    width = len(headers)
-    ws.merge_range(0, 0, 0, width - 1, _title(data, company), f_title)
-    info = [
-        ("盟市", f"{data.league_name}（{data.league}）"),
-        ("快递企业", "全部企业" if company is None else _company_label(data, company)),
-        ("结算月份", data.month),
-        ("政策版本", "；".join(f"{v['id']}：{v['reference']}" for v in data.versions)),
-        ("结算批次", data.run_id),
-        ("生成时间", created.strftime("%Y-%m-%d %H:%M:%S") + "（UTC）"),
-    ]
+    width = len(lay.headers)
+    ws.merge_range(0, 0, 0, width - 1, lay.title, f_title)
     row = 2
     f_info = wb.add_format({"text_wrap": True, "valign": "top"})
-    for label, value in info:
+    for label, value in lay.info:
         ws.write_string(row, 0, label, f_label)
         ws.merge_range(row, 1, row, width - 1, value, f_info)
         if len(value) > 90:
@@ -255,75 +310,38 @@ def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
         row += 1
     row += 1
     ws.set_row(row, 36)
-    for c, h in enumerate(headers):
+    for c, h in enumerate(lay.headers):
         ws.write_string(row, c, h, f_head)
     first_data = row + 1
-    by_county = (
-        lines.group_by("county_code")
-        .agg(
-            pl.col(
-                "submitted",
-                "accepted",
-                "rejected",
-                "gross_fen",
-                "breakeven_reduction_fen",
-                "budget_reduction_fen",
-                "subsidy_fen",
-            ).sum(),
-            pl.col("rejected_by_reason"),
-        )
-        .sort("county_code", nulls_last=True)
-    )
-    for rec in by_county.iter_rows(named=True):
+
+    def numbers(row: int, counts: list[int], money: list[int], f_count, f_yuan) -> None:
+        for c, v in enumerate(counts, 2):
+            ws.write_number(row, c, v, f_count)
+        for c, v in enumerate(money, 2 + len(counts)):
+            ws.write_number(row, c, float(fen_to_yuan(v)), f_yuan)
+
+    for code, name, counts, money in lay.rows:
         row += 1
-        code, name = _county_label(data, rec["county_code"])
-        counts: dict[str, int] = {}
-        for m in rec["rejected_by_reason"]:
-            for k, v in _reason_counts(m).items():
-                counts[k] = counts.get(k, 0) + v
         ws.write_string(row, 0, code, f_text)
         ws.write_string(row, 1, name, f_text)
-        values = [rec["submitted"], rec["accepted"], rec["rejected"]] + [
-            counts.get(c, 0) for c in reasons
-        ]
-        for c, v in enumerate(values, 2):
-            ws.write_number(row, c, v, f_int)
-        for c, key in enumerate(
-            ["gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen"],
-            2 + len(values),
-        ):
-            ws.write_number(row, c, float(fen_to_yuan(rec[key])), f_money)
+        numbers(row, counts, money, f_int, f_money)
     last_data = row
     row += 1
     ws.write_string(row, 0, "合计", f_total_text)
     ws.write_string(row, 1, "", f_total_text)
-    total_counts = {c: 0 for c in reasons}
-    for m in lines["rejected_by_reason"].to_list():
-        for k, v in _reason_counts(m).items():
-            total_counts[k] = total_counts.get(k, 0) + v
-    values = [totals["submitted"], totals["accepted"], totals["rejected"]] + [
-        total_counts[c] for c in reasons
-    ]
-    for c, v in enumerate(values, 2):
-        ws.write_number(row, c, v, f_total_int)
-    for c, key in enumerate(
-        ["gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen"],
-        2 + len(values),
-    ):
-        ws.write_number(row, c, float(fen_to_yuan(totals[key])), f_total_money)
+    numbers(row, lay.total_counts, [totals[k] for k in MONEY_COLUMNS], f_total_int, f_total_money)
     row += 2
     ws.write_string(row, 0, "应付补贴（大写）", f_label)
     ws.write_string(
         row, 2, f"人民币{rmb_upper(totals['subsidy_fen'])}（¥{format_yuan(totals['subsidy_fen'])}）"
     )
-    adjust_total = int(adjustments["subsidy_fen"].sum() or 0)
-    if adjustments.height:
+    if lay.adjustments.height:
         row += 2
         ws.write_string(row, 0, "补充结算调整（已封存月份迟到投递，计入本期）", f_label)
         row += 1
         for c, h in enumerate(["所属月份", "结算批次", "企业", "件数", "金额(元)"]):
             ws.write_string(row, c, h, f_head)
-        for rec in adjustments.iter_rows(named=True):
+        for rec in lay.adjustments.iter_rows(named=True):
             row += 1
             ws.write_string(row, 0, rec["month"], f_text)
             ws.write_string(row, 1, rec["run_id"], f_text)
@@ -331,9 +349,8 @@ def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
             ws.write_number(row, 3, rec["parcels"], f_int)
             ws.write_number(row, 4, float(fen_to_yuan(rec["subsidy_fen"])), f_money)
         row += 2
-        due = totals["subsidy_fen"] + adjust_total
         ws.write_string(row, 0, "本期实付合计", f_label)
-        ws.write_string(row, 2, f"人民币{rmb_upper(due)}（¥{format_yuan(due)}）")
+        ws.write_string(row, 2, f"人民币{rmb_upper(lay.due_fen)}（¥{format_yuan(lay.due_fen)}）")
     row += 3
     ws.write_string(row, 0, "经办人：", f_label)
     ws.write_string(row, 3, "审核人：", f_label)
@@ -361,18 +378,8 @@ def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
         chart.set_size({"width": 720, "height": max(300, 22 * (last_data - first_data + 1) + 90)})
         ws.insert_chart(row + 3, 0, chart)
         by_company = (
-            lines.group_by("company")
-            .agg(
-                pl.col(
-                    "submitted",
-                    "accepted",
-                    "rejected",
-                    "gross_fen",
-                    "breakeven_reduction_fen",
-                    "budget_reduction_fen",
-                    "subsidy_fen",
-                ).sum()
-            )
+            data.lines.group_by("company")
+            .agg(pl.col("submitted", "accepted", "rejected", *MONEY_COLUMNS).sum())
             .sort("company")
         )
         wc = wb.add_worksheet("分企业汇总")
@@ -597,95 +604,41 @@ def _html_document(title: str, body: str) -> str:
 
 
 def _write_html(path: Path, data: MonthData, company: str | None) -> None:
-    lines = data.company_lines(company)
-    totals = _totals(lines)
-    reasons = _reasons_in(lines)
-    adjustments = (
-        data.adjustments
-        if company is None
-        else data.adjustments.filter(pl.col("company") == company)
-    )
-    title = _title(data, company)
-    generated = dt.datetime.fromisoformat(data.generated_at).strftime("%Y-%m-%d %H:%M:%S")
-    info = [
-        ("盟市", f"{data.league_name}（{data.league}）"),
-        ("快递企业", "全部企业" if company is None else _company_label(data, company)),
-        ("结算月份", data.month),
-        ("政策版本", "；".join(f"{v['id']}：{v['reference']}" for v in data.versions)),
-        ("结算批次", data.run_id),
-        ("生成时间", generated + "（UTC）"),
-    ]
-    out = [f"<h1>{_e(title)}</h1>", '<table class="info">']
-    out += [f"<tr><th>{_e(k)}：</th><td>{_e(v)}</td></tr>" for k, v in info]
+    lay = _layout(data, company)
+    totals = lay.totals
+    out = [f"<h1>{_e(lay.title)}</h1>", '<table class="info">']
+    out += [f"<tr><th>{_e(k)}：</th><td>{_e(v)}</td></tr>" for k, v in lay.info]
     out.append("</table>")
-    heads = (
-        ["旗县代码", "旗县名称", "提交行数", "受理件数", "剔除行数"]
-        + [f"剔除:{SHORT[c]}" for c in reasons]
-        + ["基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)"]
-    )
     out.append(
         '<table class="lines"><thead><tr>'
-        + "".join(f"<th>{_e(h)}</th>" for h in heads)
+        + "".join(f"<th>{_e(h)}</th>" for h in lay.headers)
         + "</tr></thead><tbody>"
     )
-    by_county = (
-        lines.group_by("county_code")
-        .agg(
-            pl.col(
-                "submitted",
-                "accepted",
-                "rejected",
-                "gross_fen",
-                "breakeven_reduction_fen",
-                "budget_reduction_fen",
-                "subsidy_fen",
-            ).sum(),
-            pl.col("rejected_by_reason"),
+
+    def cells(counts: list[int], money: list[int]) -> str:
+        return "".join(f'<td class="n">{v:,}</td>' for v in counts) + "".join(
+            f'<td class="n">{format_yuan(v)}</td>' for v in money
         )
-        .sort("county_code", nulls_last=True)
+
+    for code, name, counts, money in lay.rows:
+        out.append(f"<tr><td>{_e(code)}</td><td>{_e(name)}</td>{cells(counts, money)}</tr>")
+    out.append(
+        '<tr class="total"><td>合计</td><td></td>'
+        + cells(lay.total_counts, [totals[k] for k in MONEY_COLUMNS])
+        + "</tr></tbody></table>"
     )
-    total_counts: dict[str, int] = {}
-    for rec in by_county.iter_rows(named=True):
-        code, name = _county_label(data, rec["county_code"])
-        counts: dict[str, int] = {}
-        for m in rec["rejected_by_reason"]:
-            for k, v in _reason_counts(m).items():
-                counts[k] = counts.get(k, 0) + v
-                total_counts[k] = total_counts.get(k, 0) + v
-        cells = [f"<td>{_e(code)}</td>", f"<td>{_e(name)}</td>"]
-        cells += [
-            f'<td class="n">{v:,}</td>'
-            for v in [rec["submitted"], rec["accepted"], rec["rejected"]]
-            + [counts.get(c, 0) for c in reasons]
-        ]
-        cells += [
-            f'<td class="n">{format_yuan(rec[k])}</td>'
-            for k in ("gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen")
-        ]
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    cells = ["<td>合计</td>", "<td></td>"]
-    cells += [
-        f'<td class="n">{v:,}</td>'
-        for v in [totals["submitted"], totals["accepted"], totals["rejected"]]
-        + [total_counts.get(c, 0) for c in reasons]
-    ]
-    cells += [
-        f'<td class="n">{format_yuan(totals[k])}</td>'
-        for k in ("gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen")
-    ]
-    out.append('<tr class="total">' + "".join(cells) + "</tr></tbody></table>")
     out.append(
         f'<p class="words">应付补贴合计（大写）：人民币{rmb_upper(totals["subsidy_fen"])}'
         f'（<span id="total-subsidy">¥{format_yuan(totals["subsidy_fen"])}</span>）；'
         f'受理 <span id="total-parcels">{totals["accepted"]:,}</span> 件。</p>'
     )
-    if adjustments.height:
+    if lay.adjustments.height:
         out.append("<h2>补充结算调整（已封存月份迟到投递，计入本期）</h2>")
         out.append(
             '<table class="lines"><thead><tr><th>所属月份</th><th>结算批次</th><th>企业</th>'
             "<th>件数</th><th>金额(元)</th></tr></thead><tbody>"
         )
-        for rec in adjustments.iter_rows(named=True):
+        for rec in lay.adjustments.iter_rows(named=True):
             out.append(
                 f"<tr><td>{_e(rec['month'])}</td><td>{_e(rec['run_id'])}</td>"
                 f"<td>{_e(_company_label(data, rec['company']))}</td>"
@@ -693,9 +646,9 @@ def _write_html(path: Path, data: MonthData, company: str | None) -> None:
                 f'<td class="n">{format_yuan(rec["subsidy_fen"])}</td></tr>'
             )
         out.append("</tbody></table>")
-        due = totals["subsidy_fen"] + int(adjustments["subsidy_fen"].sum() or 0)
         out.append(
-            f'<p class="words">本期实付合计：人民币{rmb_upper(due)}（¥{format_yuan(due)}）</p>'
+            f'<p class="words">本期实付合计：人民币{rmb_upper(lay.due_fen)}'
+            f"（¥{format_yuan(lay.due_fen)}）</p>"
         )
     if company is not None:
         out.append(_html_rejects(data, company))
@@ -710,7 +663,7 @@ def _write_html(path: Path, data: MonthData, company: str | None) -> None:
         f'<p class="note">本结算单由快递进村补贴结算引擎根据结算批次 {_e(data.run_id)} 的明细账生成；'
         "逐件投递量明细见同目录 XLSX 的“投递量明细表”。</p>"
     )
-    path.write_text(_html_document(title, "\n".join(out)), encoding="utf-8")
+    path.write_text(_html_document(lay.title, "\n".join(out)), encoding="utf-8")
 
 
 def _html_rejects(data: MonthData, company: str, limit: int = 2000) -> str:
