@@ -26,28 +26,33 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def run_args(cfg, out, month, logs, quiet=True):
+    """The command line of `settle run` in a separate process."""
+    args = [
+        sys.executable,
+        "-m",
+        "settlement.cli",
+        "run",
+        "--league",
+        "150700",
+        "--month",
+        month,
+        "--logs",
+        str(logs),
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+    ]
+    return args + ["-q"] if quiet else args
+
+
 def settle_subprocess(cfg, out, month, logs, crash_at=None, timeout=120):
     env = dict(os.environ)
     if crash_at:
         env["SETTLE_CRASH_AT"] = crash_at
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "settlement.cli",
-            "run",
-            "--league",
-            "150700",
-            "--month",
-            month,
-            "--logs",
-            str(logs),
-            "--config",
-            str(cfg),
-            "--out",
-            str(out),
-            "-q",
-        ],
+        run_args(cfg, out, month, logs),
         env=env,
         capture_output=True,
         text=True,
@@ -147,23 +152,7 @@ def test_kill_at_random_moments(months, tmp_path):
     assert settle_subprocess(cfg, out, "2025-03", mar).returncode == 0
     for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.2):
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "settlement.cli",
-                "run",
-                "--league",
-                "150700",
-                "--month",
-                "2025-03",
-                "--logs",
-                str(mar2),
-                "--config",
-                str(cfg),
-                "--out",
-                str(out),
-                "-q",
-            ],
+            run_args(cfg, out, "2025-03", mar2),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -185,22 +174,7 @@ def test_a_second_run_waits_then_is_refused(months, tmp_path):
     env = dict(os.environ, SETTLE_LOCK_TIMEOUT="0.5")
     with store_lock(out / "settlement.duckdb"):
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "settlement.cli",
-                "run",
-                "--league",
-                "150700",
-                "--month",
-                "2025-02",
-                "--logs",
-                str(feb),
-                "--config",
-                str(cfg),
-                "--out",
-                str(out),
-            ],
+            run_args(cfg, out, "2025-02", feb, quiet=False),
             env=env,
             capture_output=True,
             text=True,
@@ -247,23 +221,7 @@ def test_two_runs_at_once_never_both_write(months, tmp_path):
     assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "settlement.cli",
-                "run",
-                "--league",
-                "150700",
-                "--month",
-                "2025-03",
-                "--logs",
-                str(mar),
-                "--config",
-                str(cfg),
-                "--out",
-                str(out),
-                "-q",
-            ],
+            run_args(cfg, out, "2025-03", mar),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
