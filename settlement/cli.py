@@ -120,7 +120,43 @@ store_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _usage_message(exc: click.exceptions.UsageError) -> str:
+    """Click's usage errors, in Chinese."""
+    param = getattr(exc, "param", None)
+    name = "/".join(param.opts) if param is not None and getattr(param, "opts", None) else None
+    if isinstance(exc, click.exceptions.MissingParameter) and name:
+        return f"缺少必需的参数 {name}"
+    if isinstance(exc, click.exceptions.NoSuchOption):
+        return f"没有选项 {exc.option_name}"
+    if isinstance(exc, click.exceptions.BadParameter) and name:
+        return f"参数 {name} 的值无效：{exc.message}"
+    if exc.message.startswith("No such command"):
+        return "没有这个命令：" + exc.message.split("'")[1] if "'" in exc.message else exc.message
+    return exc.message
+
+
+class OneLineGroup(click.Group):
+    """A click group whose usage errors are one line on stderr with exit 2 (SPEC §5)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.UsageError as exc:
+            hint = f"（用 {exc.ctx.command_path} --help 查看用法）" if exc.ctx else ""
+            click.echo(f"错误：{_usage_message(exc)}{hint}", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("已中止", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(
+    cls=OneLineGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="village-courier-settlement")
 def main() -> None:
     """快递进村补贴结算引擎 — courier-to-village subsidy settlement (内政办发〔2022〕39号 十四).

@@ -391,3 +391,20 @@ def test_demo_settles_the_bundled_sample(tmp_path):
     from settlement.reasons import REASONS
 
     assert codes == set(REASONS)  # the sample has every fault kind
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run", "--month", "2025-03"],
+            "错误：缺少必需的参数 --league（用 settle run --help 查看用法）",
+        ),
+        (["run", "--bogus"], "错误：没有选项 --bogus（用 settle run --help 查看用法）"),
+        (["nosuch"], "错误：没有这个命令：nosuch（用 settle --help 查看用法）"),
+    ],
+)
+def test_usage_errors_are_one_line(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [message]
