@@ -405,6 +405,6 @@ def test_demo_settles_the_bundled_sample(tmp_path):
     ],
 )
 def test_usage_errors_are_one_line(args, message):
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, args, prog_name="settle")
     assert result.exit_code == 2
     assert result.output.splitlines() == [message]
