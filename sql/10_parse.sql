@@ -4,14 +4,14 @@
 --          is blank or unparsable (SPEC §4.1 MALFORMED) in Chinese, with its column and value.
 -- inputs:  raw_logs  (settlement/ingest.py: the eight SPEC columns as text, already stripped of
 --                     surrounding white space, blank = NULL; source_file, source_row)
--- outputs: parsed
+-- outputs: parsed (a view: 20_validate.sql reads it in the same pass)
 -- grain:   one row per input row
 --
 -- Amounts and distances are DECIMAL(18,6): exact to 0.000001 元 / km (finer digits are rounded
 -- half up by the cast). Times are local (Asia/Shanghai) TIMESTAMPs; '/' and 'T' separators are
 -- accepted: 2025/03/05T14:30 reads as 2025-03-05 14:30:00.
 
-CREATE OR REPLACE TEMP TABLE parsed AS
+CREATE OR REPLACE TEMP VIEW parsed AS
 WITH typed AS (
     SELECT
         source_file,

@@ -5,10 +5,10 @@
 --          leftover 分 go one each to the largest remainders (ties: smaller waybill_no).
 --          So 0 ≤ subsidy_fen ≤ rate_fen ≤ 30 and the parcels sum to the unit exactly.
 -- inputs:  parcels, units
--- outputs: allocated (parcels is dropped)
+-- outputs: allocated (a view: 70_ledger.sql reads it in the same pass)
 -- grain:   one row per accepted parcel
 
-CREATE OR REPLACE TEMP TABLE allocated AS
+CREATE OR REPLACE TEMP VIEW allocated AS
 WITH joined AS (
     SELECT
         p.*,
@@ -43,5 +43,3 @@ SELECT * EXCLUDE (base_fen, remainder, remainder_rank, leftover_fen),
        CAST(base_fen + CASE WHEN remainder_rank <= leftover_fen THEN 1 ELSE 0 END AS INTEGER)
            AS subsidy_fen
 FROM ranked;
-
-DROP TABLE parcels;

@@ -4,8 +4,8 @@
 --          distance band, village volume and multiplier, rate_fen, unit and subsidy_fen.
 --          ledger.revenue_yuan is the revenue used for break-even (the row's own, else the
 --          company's default, else the policy's; revenue_source says which).
--- inputs:  allocated, run_params
--- outputs: ledger_out (allocated is dropped)
+-- inputs:  allocated (over parcels, units), run_params
+-- outputs: ledger_out (allocated and parcels are dropped)
 -- grain:   one row per accepted parcel
 
 CREATE OR REPLACE TEMP TABLE ledger_out AS
@@ -38,4 +38,5 @@ SELECT
 FROM allocated a, run_params r
 ORDER BY a.unit_key, a.waybill_no;
 
-DROP TABLE allocated;
+DROP VIEW allocated;
+DROP TABLE parcels;
