@@ -827,6 +827,24 @@ def demo(out_dir, data_dir, config_dir, quiet) -> None:
     if not jobs:
         raise UsageError(f"{data_dir} 下没有 <盟市代码>/<YYYY-MM>/ 样例数据")
     if out_dir.exists():
+        ours = {
+            "ledger",
+            "rejects",
+            "units",
+            "manifests",
+            "statements",
+            "journal",
+            "reconciliation",
+            ".staging",
+            "settlement.duckdb",
+            "settlement.duckdb.lock",
+            "settlement.duckdb.wal",
+        }
+        strangers = sorted(p.name for p in out_dir.iterdir() if p.name not in ours)
+        if strangers:
+            raise UsageError(
+                f"{out_dir} 中有不是结算输出的文件（{strangers[0]} 等），不会清空它；请换一个 --out 目录"
+            )
         shutil.rmtree(out_dir)
     counties = cfg.county_names()
     grand = 0

@@ -408,3 +408,11 @@ def test_usage_errors_are_one_line(args, message):
     result = CliRunner().invoke(main, args, prog_name="settle")
     assert result.exit_code == 2
     assert result.output.splitlines() == [message]
+
+
+def test_demo_refuses_to_clear_a_directory_that_is_not_its_own(tmp_path):
+    (tmp_path / "thesis.docx").write_text("precious")
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 2
+    assert "不是结算输出的文件（thesis.docx 等），不会清空它" in result.output
+    assert (tmp_path / "thesis.docx").read_text() == "precious"
