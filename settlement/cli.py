@@ -57,6 +57,11 @@ def _pad(text: str, width: int, right: bool = False) -> str:
     return fill + text if right else text + fill
 
 
+def _row(widths: tuple[int, ...], values: list[str]) -> str:
+    """One line of a table on screen: a positive width pads left-aligned, a negative one right."""
+    return "  " + "".join(_pad(v, abs(w), w < 0) for w, v in zip(widths, values, strict=True))
+
+
 def _progress(quiet: bool):
     if quiet:
         return None
@@ -401,22 +406,20 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
         data_dir, league, str(month), company, claim_file, set(cfg.companies), out_dir
     )
     click.echo(f"对账 盟市 {league} {month} 企业 {company}（申报文件 {claim_file}）")
-    click.echo(
-        "  "
-        + _pad("状态", 16)
-        + _pad("说明", 20)
-        + _pad("运单数", 10, True)
-        + _pad("申报金额(元)", 16, True)
-        + _pad("实付金额(元)", 16, True)
-    )
+    widths = (16, 20, -10, -16, -16)
+    click.echo(_row(widths, ["状态", "说明", "运单数", "申报金额(元)", "实付金额(元)"]))
     for s in result.summary:
         click.echo(
-            "  "
-            + _pad(s["status"], 16)
-            + _pad(STATUS_TEXT[s["status"]], 20)
-            + _pad(f"{s['waybills']:,}", 10, True)
-            + _pad(format_yuan(s["claimed_fen"]), 16, True)
-            + _pad(format_yuan(s["paid_fen"]), 16, True)
+            _row(
+                widths,
+                [
+                    s["status"],
+                    STATUS_TEXT[s["status"]],
+                    f"{s['waybills']:,}",
+                    format_yuan(s["claimed_fen"]),
+                    format_yuan(s["paid_fen"]),
+                ],
+            )
         )
     if result.duplicate_claims:
         click.echo(f"  注意：申报文件中有 {result.duplicate_claims:,} 行重复的运单号，已合并")
@@ -681,34 +684,43 @@ def status(league, year, store, config_dir) -> None:
         f"{policy.league_name}（{league}）预算年度 {start} 至 {start.shift(11)}："
         f"年度预算 {format_yuan(annual)} 元，规则 {policy.budget_rule}"
     )
+    widths = (9, 10, -12, -16, -14, -16, -16)
     click.echo(
-        "  "
-        + _pad("月份", 9)
-        + _pad("状态", 10)
-        + _pad("受理件数", 12, True)
-        + _pad("月度结算(元)", 16, True)
-        + _pad("补充结算(元)", 14, True)
-        + _pad("累计已用(元)", 16, True)
-        + _pad("预算余额(元)", 16, True)
+        _row(
+            widths,
+            [
+                "月份",
+                "状态",
+                "受理件数",
+                "月度结算(元)",
+                "补充结算(元)",
+                "累计已用(元)",
+                "预算余额(元)",
+            ],
+        )
     )
     used = 0
     for k in range(12):
         month = start.shift(k)
         r = paid.get(str(month))
         if r is None:
-            click.echo("  " + _pad(str(month), 9) + "未结算")
+            click.echo(_row((9,), [str(month)]) + "未结算")
             continue
         used += r["paid_fen"]
         state = "已封存" if r["sealed"] else "已结算"
         click.echo(
-            "  "
-            + _pad(str(month), 9)
-            + _pad(state, 10)
-            + _pad(f"{r['parcels']:,}", 12, True)
-            + _pad(format_yuan(r["regular_fen"] or 0), 16, True)
-            + _pad(format_yuan(r["supplementary_fen"]), 14, True)
-            + _pad(format_yuan(used), 16, True)
-            + _pad(format_yuan(annual - used), 16, True)
+            _row(
+                widths,
+                [
+                    str(month),
+                    state,
+                    f"{r['parcels']:,}",
+                    format_yuan(r["regular_fen"] or 0),
+                    format_yuan(r["supplementary_fen"]),
+                    format_yuan(used),
+                    format_yuan(annual - used),
+                ],
+            )
         )
     click.echo(f"合计已用 {format_yuan(used)} 元，预算余额 {format_yuan(annual - used)} 元")
 
@@ -851,21 +863,14 @@ def demo(out_dir, data_dir, config_dir, quiet) -> None:
     for month, league, path in jobs:
         result = settle_month(cfg, league, month, [path], out_dir, None, _progress(quiet))
         _print_run(result)
-        click.echo(
-            "  "
-            + _pad("企业", 8)
-            + _pad("旗县", 30)
-            + _pad("件数", 8, True)
-            + _pad("应付补贴(元)", 16, True)
-        )
+        widths = (8, 30, -8, -16)
+        click.echo(_row(widths, ["企业", "旗县", "件数", "应付补贴(元)"]))
         for p in result.payouts:
             name = f"{p['county_code']} {counties.get(p['county_code'], '')}"
             click.echo(
-                "  "
-                + _pad(p["company"], 8)
-                + _pad(name, 30)
-                + _pad(f"{p['parcels']:,}", 8, True)
-                + _pad(format_yuan(p["subsidy_fen"]), 16, True)
+                _row(
+                    widths, [p["company"], name, f"{p['parcels']:,}", format_yuan(p["subsidy_fen"])]
+                )
             )
         grand += result.manifest["totals"]["subsidy_fen"]
         click.echo("")

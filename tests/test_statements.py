@@ -62,6 +62,25 @@ def settled(tmp_path):
     return cfg, out
 
 
+def reconcile_cli(cfg, out, claim, company):
+    """settle reconcile for the settled March."""
+    return cli(
+        "reconcile",
+        "--league",
+        "150700",
+        "--month",
+        "2025-03",
+        "--company",
+        company,
+        "--claim",
+        claim,
+        "--out",
+        out,
+        "--config",
+        cfg,
+    )
+
+
 def defined_names(path):
     wb = openpyxl.load_workbook(path)
     return {
@@ -326,21 +345,7 @@ def test_reconcile_every_status(settled, tmp_path):
     claim.write_text(
         "运单号,申报金额\nA1,0.30\nB1,0.15\nNOPE,0.30\n+SUM(1),0.10\nA1,0.01\n", encoding="utf-8"
     )
-    result = cli(
-        "reconcile",
-        "--league",
-        "150700",
-        "--month",
-        "2025-03",
-        "--company",
-        "ZTO",
-        "--claim",
-        claim,
-        "--out",
-        out,
-        "--config",
-        cfg,
-    )
+    result = reconcile_cli(cfg, out, claim, "ZTO")
     assert result.exit_code == 0, result.output
     rows = pl.read_parquet(out / "reconciliation" / PART / "ZTO.parquet")
     ledger = pl.read_parquet(out / "ledger" / PART / "part-0.parquet")
@@ -380,21 +385,7 @@ def test_reconcile_xlsx_claim_without_amounts(settled, tmp_path):
     ws.write_row(0, 0, ["运单号"])
     ws.write_string(1, 0, "B2")
     wb.close()
-    result = cli(
-        "reconcile",
-        "--league",
-        "150700",
-        "--month",
-        "2025-03",
-        "--company",
-        "YTO",
-        "--claim",
-        path,
-        "--out",
-        out,
-        "--config",
-        cfg,
-    )
+    result = reconcile_cli(cfg, out, path, "YTO")
     assert result.exit_code == 0, result.output
     rows = pl.read_parquet(out / "reconciliation" / PART / "YTO.parquet")
     assert rows.filter(pl.col("waybill_no") == "B2")["status"].to_list() == ["PAID"]
@@ -431,21 +422,7 @@ def test_reconcile_claim_without_waybill_column(settled, tmp_path):
     cfg, out = settled
     claim = tmp_path / "claim.csv"
     claim.write_text("单号\nA1\n", encoding="utf-8")
-    result = cli(
-        "reconcile",
-        "--league",
-        "150700",
-        "--month",
-        "2025-03",
-        "--company",
-        "ZTO",
-        "--claim",
-        claim,
-        "--out",
-        out,
-        "--config",
-        cfg,
-    )
+    result = reconcile_cli(cfg, out, claim, "ZTO")
     assert result.exit_code == 2
     assert "缺少必需的列 waybill_no（运单号）" in result.output
 
