@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from .audit import run_audits, staged_audit_connection
 from .catalog import reference_tables
 from .config import Config
 from .errors import RefusedError, SettlementError
-from .ingest import InputFile, read_logs
+from .ingest import InputFile, LogStream
 from .lock import store_lock
 from .outputs import (
     KINDS,
@@ -36,7 +38,16 @@ from .outputs import (
     write_staged,
 )
 from .period import Month
-from .rules import PIPELINE, VALIDATION, connect, load_inputs, run_sql
+from .rules import (
+    PIPELINE,
+    READ,
+    VALIDATION,
+    connect,
+    load_config,
+    load_store,
+    read_rows,
+    run_sql,
+)
 from .statements import render
 from .store import committed_runs, last_run, month_state, next_open_month, record_run
 
@@ -90,12 +101,50 @@ def _per_file(con, inputs: list[InputFile]) -> list[dict]:
     return out
 
 
+def prepare(
+    cfg: Config,
+    league: str,
+    month: Month,
+    stream: LogStream,
+    run_id: str,
+    progress: Progress = None,
+    memory_limit: str | None = None,
+    temp_dir: Path | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A connection holding configuration and every input row, validated as far as a row can
+    be on its own (`rows`): the one pass over the input, before the store is looked at."""
+    con = connect(memory_limit, temp_dir)
+    try:
+        load_config(con, cfg, league, month, run_id, stream.names)
+        read_rows(con, stream, progress)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def finish(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    league: str,
+    month: Month,
+    store: Path | None,
+    progress: Progress = None,
+    files: tuple[str, ...] = PIPELINE,
+    supplementary: bool = False,
+    month_ledgers: list[Path] | None = None,
+) -> None:
+    """Look at the store and run the rest of sql/ (DUPLICATE onwards)."""
+    load_store(con, cfg, league, month, store, supplementary, month_ledgers)
+    run_sql(con, tuple(f for f in files if f not in READ), progress=progress)
+
+
 @contextmanager
 def compute(
     cfg: Config,
     league: str,
     month: Month,
-    frame: pl.DataFrame,
+    logs: pl.DataFrame | LogStream,
     store: Path | None,
     run_id: str,
     progress: Progress = None,
@@ -105,12 +154,13 @@ def compute(
     supplementary: bool = False,
     month_ledgers: list[Path] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Run sql/ on an all-text log frame; yields the connection holding the result tables
-    (rejects_out, file_counts, units, budget, ledger_out; intermediates are dropped)."""
-    con = connect(memory_limit, temp_dir)
+    """Run sql/ on log files (a LogStream) or an all-text frame with source_file/source_row;
+    yields the connection holding the results (rejects_out, file_counts, units, budget,
+    ledger_out as a view)."""
+    stream = logs if isinstance(logs, LogStream) else LogStream.from_frame(logs)
+    con = prepare(cfg, league, month, stream, run_id, progress, memory_limit, temp_dir)
     try:
-        load_inputs(con, cfg, league, month, run_id, frame, store, supplementary, month_ledgers)
-        run_sql(con, files, progress=progress)
+        finish(con, cfg, league, month, store, progress, files, supplementary, month_ledgers)
         yield con
     finally:
         con.close()
@@ -135,18 +185,44 @@ def settle_month(
     say = progress or (lambda _msg: None)
     cfg.policy(league)  # a configuration error before anything else
     store = store if store is not None else out_dir / "settlement.duckdb"
-    # read (and refuse unreadable files) before anything is written, the lock file included
-    frame, inputs = read_logs(logs, progress=say)
-    with store_lock(store, say=say):
-        for message in recover(out_dir, committed_runs(store)):
-            say(message)
-        return _settle_locked(
-            cfg, league, month, frame, inputs, out_dir, store, say, memory_limit, supplementary
-        )
+    # open every file (and refuse an unreadable one) before anything is written, the lock
+    # file included; then read them through once, into DuckDB (spilling to a private temp dir)
+    stream = LogStream(logs, progress=say)
+    run_id = new_run_id(league, month)
+    started = dt.datetime.now(dt.UTC)
+    spill = Path(tempfile.mkdtemp(prefix="settle-"))
+    try:
+        con = prepare(cfg, league, month, stream, run_id, say, memory_limit, spill)
+        try:
+            rows = sum(f.rows for f in stream.inputs)
+            say(
+                f"共读取 {rows:,} 行，开始结算 {league} {month}"
+                + ("（补充结算）" if supplementary else "")
+            )
+            with store_lock(store, say=say):
+                for message in recover(out_dir, committed_runs(store)):
+                    say(message)
+                return _settle_locked(
+                    con,
+                    cfg,
+                    league,
+                    month,
+                    stream.inputs,
+                    out_dir,
+                    store,
+                    say,
+                    supplementary,
+                    run_id,
+                    started,
+                )
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _settle_locked(
-    cfg, league, month, frame, inputs, out_dir, store, say, memory_limit, supplementary
+    con, cfg, league, month, inputs, out_dir, store, say, supplementary, run_id, started
 ):
     policy = cfg.policy(league)
     state = month_state(store, league, month)
@@ -161,39 +237,30 @@ def _settle_locked(
         )
     part = supplement_file(state.supplements + 1) if supplementary else PART_FILE
     month_ledgers = sorted((out_dir / partition("ledger", league, str(month))).glob("*.parquet"))
-    started = dt.datetime.now(dt.UTC)
-    run_id = new_run_id(league, month)
-    say(
-        f"共读取 {frame.height:,} 行，开始结算 {league} {month}"
-        + ("（补充结算）" if supplementary else "")
-    )
-
     staging = out_dir / ".staging" / run_id
     try:
-        with compute(
+        finish(
+            con,
             cfg,
             league,
             month,
-            frame,
             store,
-            run_id,
             say,
-            memory_limit,
-            temp_dir=staging / "spill",
             supplementary=supplementary,
             month_ledgers=month_ledgers,
-        ) as con:
-            del frame
-            say("写出 Parquet")
-            outputs = write_staged(con, staging, league, str(month), part)
-            manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
-            payouts = _rows(
-                con,
-                """
-                SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
-                       SUM(subsidy_fen) AS subsidy_fen
-                FROM ledger_out GROUP BY company, county_code ORDER BY company, county_code""",
-            )
+        )
+        say("写出 Parquet")
+        outputs = write_staged(con, staging, league, str(month), part)
+        manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
+        payouts = _rows(
+            con,
+            """
+            SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
+                   SUM(subsidy_fen) AS subsidy_fen
+            FROM read_parquet(?) GROUP BY company, county_code ORDER BY company, county_code""",
+            [str(staging / outputs[0]["path"])],
+        )
+        con.close()
         manifest["kind"] = "supplementary" if supplementary else "regular"
         manifest["part"] = part
         manifest["previous_run_id"], manifest["previous_manifest_sha256"] = last_run(store)
@@ -293,7 +360,8 @@ def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_d
 
 def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs) -> dict:
     counts = con.execute("""
-        SELECT (SELECT COALESCE(SUM(rows_in), 0) FROM file_counts), (SELECT COUNT(*) FROM ledger_out),
+        SELECT (SELECT COALESCE(SUM(rows_in), 0) FROM file_counts),
+               (SELECT COALESCE(SUM(parcels), 0) FROM units),
                (SELECT COUNT(*) FROM rejects_out)""").fetchall()[0]
     by_reason = dict(
         con.execute(
@@ -313,7 +381,10 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
     totals["breakeven_reduction_fen"] = totals["gross_fen"] - totals["after_breakeven_fen"]
     totals["budget_reduction_fen"] = totals["after_breakeven_fen"] - totals["subsidy_fen"]
     budget = _rows(con, "SELECT * FROM budget")[0]
-    used = {r[0] for r in con.execute("SELECT DISTINCT policy_version FROM ledger_out").fetchall()}
+    used = {
+        r[0]
+        for r in con.execute("SELECT DISTINCT CAST(version_id AS VARCHAR) FROM accepted").fetchall()
+    }
     versions = [
         {
             "id": v.id,
@@ -385,8 +456,12 @@ def validate_logs(
     examples: int = 5,
 ) -> ValidationReport:
     """The same validation as a run, writing nothing: counts by reason and file, first rows."""
-    frame, inputs = read_logs(logs)
-    with compute(cfg, league, month, frame, store, "validate", files=VALIDATION) as con:
+    stream = LogStream(logs)
+    spill = Path(tempfile.mkdtemp(prefix="settle-"))
+    with compute(
+        cfg, league, month, stream, store, "validate", files=VALIDATION, temp_dir=spill
+    ) as con:
+        inputs = stream.inputs
         per_file = _per_file(con, inputs)
         by_reason = dict(
             con.execute("SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1").fetchall()
@@ -408,6 +483,7 @@ def validate_logs(
         )
         rejects = con.sql("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
         total = con.execute("SELECT COALESCE(SUM(rows_in), 0) FROM file_counts").fetchall()[0][0]
+    shutil.rmtree(spill, ignore_errors=True)
     grouped: dict[str, list[dict]] = {}
     for row in example_rows:
         grouped.setdefault(row["reason_code"], []).append(row)

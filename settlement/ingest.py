@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from .errors import InputFileError
 
@@ -338,23 +339,258 @@ def read_raw(path: Path) -> RawFile:
 
 def read_log_file(path: Path) -> tuple[pl.DataFrame, InputFile]:
     """Read one log file into the all-text frame, or raise InputFileError naming the problem."""
-    raw = read_raw(path)
-    frame = normalise(raw.frame, path, str(path))
-    info = InputFile(str(path), raw.format, raw.encoding, raw.sha256, raw.size_bytes, frame.height)
-    return frame, info
+    frame, infos = read_logs([path])
+    return frame, infos[0]
 
 
 def read_logs(paths: Iterable[str | Path], progress=None) -> tuple[pl.DataFrame, list[InputFile]]:
-    """Read every named file (directories expanded) into one frame; refuse a file that can't be read."""
-    frames, infos = [], []
-    files = expand_paths(paths)
-    for i, path in enumerate(files, 1):
-        frame, info = read_log_file(path)
-        frames.append(frame)
-        infos.append(info)
-        if progress:
-            progress(f"读取 {i}/{len(files)}: {path}（{info.rows:,} 行）")
+    """Read every named file (directories expanded) into one frame; refuse a file that can't be read.
+
+    The frame holds the eight SPEC columns as stripped text (blank = null), `source_file` and
+    `source_row`. For large inputs use LogStream, which never holds more than a batch.
+    """
+    stream = LogStream(paths, progress=progress)
+    while True:
+        try:
+            frames = list(stream.frames())
+            break
+        except NotUtf8Error as exc:
+            stream.read_whole(exc.file_no)
     if not frames:
         empty = {f: pl.String for f in FIELDS} | {"source_file": pl.String, "source_row": pl.Int64}
-        return pl.DataFrame(schema=empty), infos
-    return pl.concat(frames, how="vertical"), infos
+        return pl.DataFrame(schema=empty), stream.inputs
+    names = pl.DataFrame({"file_no": range(len(stream.files)), "source_file": stream.names})
+    frame = (
+        pl.concat(frames, how="vertical")
+        .with_columns([text_column_expr(f) for f in FIELDS])
+        .join(names.with_columns(pl.col("file_no").cast(pl.Int32)), on="file_no", how="left")
+        .select(*FIELDS, "source_file", "source_row")
+    )
+    return frame, stream.inputs
+
+
+def text_column_expr(field: str) -> pl.Expr:
+    """Stripped text, blank as null (what sql/10_parse.sql does with raw_logs)."""
+    return pl.col(field).str.strip_chars().replace("", None)
+
+
+# --------------------------------------------------------------------------- streaming
+
+#: Rows per batch handed to DuckDB: big enough to amortise, small enough to keep memory flat.
+BATCH_ROWS = 256_000
+#: How much of a CSV is looked at to tell UTF-8 from GB18030 before streaming it.
+SNIFF_BYTES = 1 << 20
+STREAM_SCHEMA = pa.schema(
+    [(f, pa.large_string()) for f in FIELDS] + [("file_no", pa.int32()), ("source_row", pa.int64())]
+)
+
+
+class NotUtf8Error(Exception):
+    """A CSV streamed as UTF-8 turned out not to be (past the sniffed prefix): read it again."""
+
+    def __init__(self, file_no: int):
+        super().__init__(file_no)
+        self.file_no = file_no
+
+
+def _utf8_prefix(data: bytes) -> bool:
+    """Whether a file's first bytes are UTF-8 (a character cut at the end is allowed)."""
+    import codecs
+
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+class _Hasher:
+    """SHA-256 and size of a file, read in a background thread (hashlib releases the GIL)."""
+
+    def __init__(self, path: Path):
+        import threading
+
+        self.path, self.digest, self.size, self.error = path, hashlib.sha256(), 0, None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self.path.open("rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    self.digest.update(chunk)
+                    self.size += len(chunk)
+        except OSError as exc:  # pragma: no cover - the file vanished while being read
+            self.error = exc
+
+    def result(self) -> tuple[str, int]:
+        self.thread.join()
+        if self.error is not None:  # pragma: no cover
+            raise InputFileError(self.path, f"无法读取：{self.error}")
+        return self.digest.hexdigest(), self.size
+
+
+class LogStream:
+    """The log files of a run, read batch by batch with Polars (SPEC §2).
+
+    Opening checks every file's type, encoding and header, so an unreadable file is refused
+    before anything else happens. `batches()` then yields Arrow record batches with the eight
+    SPEC columns as text exactly as in the file (sql/10_parse.sql strips them), `file_no`
+    (index into `names`) and `source_row` (1-based data row). UTF-8 CSV is streamed straight
+    from disk while a thread computes its SHA-256; GB18030 CSV, Parquet and XLSX are read whole.
+    `inputs` describes each file once it has been read through.
+    """
+
+    def __init__(self, paths: Iterable[str | Path], progress=None, batch_rows: int = BATCH_ROWS):
+        self.files = expand_paths(paths)
+        self.names = [str(p) for p in self.files]
+        self.progress = progress
+        self.batch_rows = batch_rows
+        self.inputs: list[InputFile] = []
+        self.failure: BaseException | None = None
+        self._eager: dict[int, RawFile] = {}
+        self._streamed: dict[int, tuple[str, str, dict[str, str]]] = {}
+        for no, path in enumerate(self.files):
+            self._open(no, path)
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> LogStream:
+        """A stream over an all-text frame that has `source_file` and `source_row` (tests)."""
+        stream = cls([])
+        names = frame.get_column("source_file").unique(maintain_order=True).to_list()
+        stream.names = names
+        stream._frame = frame.with_columns(
+            file_no=pl.col("source_file").replace_strict(
+                names, list(range(len(names))), return_dtype=pl.Int32
+            )
+        ).select(*FIELDS, "file_no", pl.col("source_row").cast(pl.Int64))
+        return stream
+
+    def _open(self, no: int, path: Path) -> None:
+        kind = SUFFIXES.get(path.suffix.lower())
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+        except OSError as exc:
+            raise InputFileError(path, f"无法打开：{exc.strerror}") from None
+        if kind is None:
+            if head[:4] == b"PAR1":
+                kind = "parquet"
+            elif head[:2] == b"PK":
+                kind = "xlsx"
+            else:
+                raise InputFileError(path, "不支持的文件类型（应为 .csv、.parquet 或 .xlsx）")
+        if kind != "csv" or not _utf8_prefix(head):
+            self._read_whole(no, path)
+            return
+        encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+        body = head[3:] if encoding == "utf-8-sig" else head
+        if not body.strip() and path.stat().st_size <= len(head):
+            raise InputFileError(path, "文件为空")
+        separator = _sniff_separator(body)
+        try:
+            columns = self._scan(path, separator).collect_schema().names()
+        except Exception as exc:  # noqa: BLE001 - polars raises several kinds
+            raise InputFileError(path, f"CSV 无法解析：{_first_line(exc)}") from None
+        mapping = map_headers(columns, path)
+        self._streamed[no] = (encoding, separator, mapping)
+
+    def _read_whole(self, no: int, path: Path) -> None:
+        raw = read_raw(path)
+        map_headers(raw.frame.columns, path)  # refuse a missing column now
+        self._eager[no] = raw
+
+    @staticmethod
+    def _scan(path: Path, separator: str) -> pl.LazyFrame:
+        return pl.scan_csv(
+            path, infer_schema=False, separator=separator, raise_if_empty=True, encoding="utf8"
+        )
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The batches as Polars frames (FIELDS as raw text, file_no, source_row)."""
+        if hasattr(self, "_frame"):
+            if self._frame.height:
+                yield from self._frame.iter_slices(self.batch_rows)
+            return
+        self.inputs = []
+        for no, path in enumerate(self.files):
+            if no in self._eager:
+                yield from self._whole_file(no, path)
+            else:
+                yield from self._stream_file(no, path)
+            if self.progress:
+                info = self.inputs[-1]
+                self.progress(f"读取 {no + 1}/{len(self.files)}: {path}（{info.rows:,} 行）")
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The batches as Arrow record batches of STREAM_SCHEMA. What stopped them, if anything,
+        is kept in `failure` (DuckDB, scanning them, reports only its own error)."""
+        self.failure = None
+        try:
+            for frame in self.frames():
+                table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(STREAM_SCHEMA)
+                yield from table.to_batches()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    def reader(self) -> pa.RecordBatchReader:
+        """One pass over every file, for DuckDB to scan."""
+        return pa.RecordBatchReader.from_batches(STREAM_SCHEMA, self.batches())
+
+    def _whole_file(self, no: int, path: Path) -> Iterator[pl.DataFrame]:
+        raw = self._eager[no]
+        mapping = map_headers(raw.frame.columns, path)
+        frame = pl.DataFrame(
+            [
+                _as_text(raw.frame.get_column(mapping[f]), f).alias(f)
+                if f in mapping
+                else pl.repeat(None, raw.frame.height, dtype=pl.String, eager=True).alias(f)
+                for f in FIELDS
+            ]
+        ).with_columns(
+            file_no=pl.lit(no, dtype=pl.Int32),
+            source_row=pl.int_range(1, raw.frame.height + 1, dtype=pl.Int64),
+        )
+        if frame.height:
+            yield from frame.iter_slices(self.batch_rows)
+        self.inputs.append(
+            InputFile(str(path), raw.format, raw.encoding, raw.sha256, raw.size_bytes, frame.height)
+        )
+
+    def _stream_file(self, no: int, path: Path) -> Iterator[pl.DataFrame]:
+        encoding, separator, mapping = self._streamed[no]
+        hasher = _Hasher(path)
+        lazy = self._scan(path, separator).select(
+            [
+                pl.col(mapping[f]).alias(f) if f in mapping else pl.lit(None, pl.String).alias(f)
+                for f in FIELDS
+            ]
+        )
+        rows = 0
+        batches = lazy.collect_batches(chunk_size=self.batch_rows)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - polars raises several kinds
+                hasher.result()
+                problem = _first_line(exc)
+                if "utf-8" in problem.lower() or "utf8" in problem.lower():
+                    raise NotUtf8Error(no) from None
+                if "more fields" in problem:
+                    problem = _ragged_row(path.read_bytes(), separator)
+                raise InputFileError(path, f"CSV 无法解析：{problem}") from None
+            yield batch.with_columns(
+                file_no=pl.lit(no, dtype=pl.Int32),
+                source_row=pl.int_range(rows + 1, rows + batch.height + 1, dtype=pl.Int64),
+            )
+            rows += batch.height
+        digest, size = hasher.result()
+        self.inputs.append(InputFile(str(path), "csv", encoding, digest, size, rows))
+
+    def read_whole(self, no: int) -> None:
+        """After NotUtf8Error: read that file whole (GB18030, or a clear refusal) next time."""
+        self._streamed.pop(no, None)
+        self._read_whole(no, self.files[no])

@@ -56,11 +56,10 @@ def write_staged(
         target = staging / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         path_sql = str(target).replace("'", "''")
-        con.execute(
+        rows = con.execute(
             f"COPY {table} TO '{path_sql}' (FORMAT parquet, COMPRESSION zstd, "
             f"ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
-        )
-        rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0]
+        ).fetchall()[0][0]
         written.append({"path": rel.as_posix(), "rows": rows, "sha256": sha256_file(target)})
     return written
 

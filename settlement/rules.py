@@ -11,20 +11,22 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 
 from . import SQL_DIR
 from .config import Config, Policy
+from .ingest import LogStream, NotUtf8Error
 from .period import Month
 from .reasons import REASONS
 from .store import load_earlier
 
 DEC = pa.decimal128(18, 6)
 FAR_FUTURE = dt.date(9999, 12, 31)
-PIPELINE = (
-    "10_parse.sql",
-    "20_validate.sql",
+#: Run while the input is read, before the store is looked at (needs configuration only).
+READ = ("05_types.sql", "10_parse.sql", "20_validate.sql")
+#: Run once the store has said what earlier runs settled.
+SETTLE = (
+    "22_repeats.sql",
     "25_rejects.sql",
     "30_rate.sql",
     "40_units.sql",
@@ -32,9 +34,11 @@ PIPELINE = (
     "60_allocate.sql",
     "70_ledger.sql",
 )
-VALIDATION = PIPELINE[:3]
-#: DuckDB spills to disk beyond this; the input frame (Polars/Arrow) is outside it.
-DEFAULT_MEMORY_LIMIT = "4GB"
+PIPELINE = READ + SETTLE
+VALIDATION = READ + SETTLE[:2]
+#: DuckDB keeps its tables and hash tables within this and spills the rest to temp_dir; the
+#: input is streamed in batches, so the process stays near this size whatever the month's size.
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 
 def _plain(d: Decimal) -> str:
@@ -99,23 +103,18 @@ def _policy_tables(policy: Policy) -> dict[str, pa.Table]:
     }
 
 
-def load_inputs(
+def load_config(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
     league: str,
     month: Month,
     run_id: str,
-    logs: pl.DataFrame,
-    store: Path | None,
-    supplementary: bool = False,
-    month_ledgers: list[Path] | None = None,
+    source_files: list[str],
 ) -> None:
-    """Create every table the SQL reads: raw_logs, configuration, run_params, and what earlier
-    runs settled (settled_elsewhere, prior_units, prior_villages)."""
+    """Create the tables the SQL reads from configuration: companies, villages, policy,
+    reason codes, input_files and run_params."""
     policy = cfg.policy(league)
     year_start = month.budget_year_start(policy.year_start_month)
-    con.register("raw_logs", logs.to_arrow())
-    earlier = load_earlier(con, store, league, month, year_start, supplementary, month_ledgers)
     tables = _policy_tables(policy)
     tables["companies"] = pa.table(
         {
@@ -159,16 +158,70 @@ def load_inputs(
             "budget_month_index": pa.array(
                 [month.budget_month_index(policy.year_start_month)], pa.int32()
             ),
-            "paid_before_fen": pa.array([earlier.paid_before_fen], pa.int64()),
-            "paid_other_fen": pa.array([earlier.paid_other_fen], pa.int64()),
-            "paid_in_month_fen": pa.array([earlier.paid_in_month_fen], pa.int64()),
-            "supplementary": [supplementary],
+        }
+    )
+    tables["input_files"] = pa.table(
+        {
+            "file_no": pa.array(range(len(source_files)), pa.int32()),
+            "source_file": pa.array(source_files, pa.string()),
         }
     )
     for name, table in tables.items():
         con.register(f"_arrow_{name}", table)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _arrow_{name}")
         con.unregister(f"_arrow_{name}")
+
+
+def read_rows(
+    con: duckdb.DuckDBPyConnection, stream: LogStream, progress=None, files: tuple[str, ...] = READ
+) -> None:
+    """Stream every input row through sql/05–20 into the `rows` table (one pass over the input).
+
+    A CSV that looked like UTF-8 but is not, past its first megabyte, is read again whole as
+    GB18030 (or refused with the reason)."""
+    while True:
+        con.register("raw_logs", stream.reader())
+        try:
+            run_sql(con, files, progress=progress)
+            return
+        except duckdb.Error:
+            failure = stream.failure
+            if isinstance(failure, NotUtf8Error):
+                stream.read_whole(failure.file_no)
+                files = tuple(f for f in files if f != "05_types.sql")
+                continue
+            if failure is not None:
+                raise failure from None
+            raise
+        finally:
+            con.unregister("raw_logs")
+
+
+def load_store(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    league: str,
+    month: Month,
+    store: Path | None,
+    supplementary: bool = False,
+    month_ledgers: list[Path] | None = None,
+) -> None:
+    """What earlier runs settled: settled_elsewhere, earlier_paid, prior_units, prior_villages."""
+    policy = cfg.policy(league)
+    year_start = month.budget_year_start(policy.year_start_month)
+    earlier = load_earlier(con, store, league, month, year_start, supplementary, month_ledgers)
+    con.register(
+        "_arrow_earlier_paid",
+        pa.table(
+            {
+                "paid_before_fen": pa.array([earlier.paid_before_fen], pa.int64()),
+                "paid_other_fen": pa.array([earlier.paid_other_fen], pa.int64()),
+                "paid_in_month_fen": pa.array([earlier.paid_in_month_fen], pa.int64()),
+            }
+        ),
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE earlier_paid AS SELECT * FROM _arrow_earlier_paid")
+    con.unregister("_arrow_earlier_paid")
 
 
 def run_sql(

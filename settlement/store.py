@@ -153,7 +153,7 @@ def load_earlier(
             SELECT s.waybill_no, s.league_code, s.month, s.run_id
             FROM store.settled_waybills s
             WHERE (? OR NOT (s.league_code = ? AND s.month = ?))
-              AND s.waybill_no IN (SELECT waybill_no FROM raw_logs)
+              AND s.waybill_no IN (SELECT waybill_no FROM rows WHERE reason_code IS NULL)
             """,
             [supplementary, league, str(month)],
         )

@@ -1,40 +1,35 @@
--- 20_validate.sql — give every row the first failing reason, in SPEC §4.1 order.
+-- 20_validate.sql — the checks a row can fail on its own (SPEC §4.1, MALFORMED … NO_PROOF).
 --
--- purpose: validation. A row that passes every check is accepted (reason_code NULL).
--- inputs:  parsed, companies, villages, eligible_urban_rural, policy_versions, run_params,
---          settled_elsewhere (waybills already settled by another 盟市-month's current run)
--- outputs: checked (parsed is dropped)
+-- purpose: one pass over the input: type it (parsed), look up company, village and policy
+--          version, and give each row the first failing reason in SPEC order, with a detail
+--          naming the column and value. Rows that pass keep only what the settlement needs, in
+--          compact types; rows that fail also keep their values as they arrived, for rejects.
+--          DUPLICATE and ALREADY_SETTLED need every row at once: 22_repeats.sql.
+-- inputs:  parsed (over raw_logs), company_dim, village_dim, policy_days, run_params
+-- outputs: rows
 -- grain:   one row per input row
---
--- DUPLICATE looks only at rows that passed every earlier check; among those, the earliest row
--- of a waybill (smaller delivered_at, then company, village_code, distance_km, cost_yuan) is
--- kept. revenue, proof, source_file and source_row only break ties between otherwise identical
--- rows, so the accepted content never depends on file order or split.
 
-CREATE OR REPLACE TEMP TABLE checked AS
+CREATE OR REPLACE TEMP TABLE rows AS
 WITH joined AS (
     SELECT
         p.*,
-        c.code IS NOT NULL                     AS company_known,
-        c.default_revenue_yuan                 AS company_revenue_yuan,
+        c.company                              AS company_code,
         v.county_code,
         v.league_code                          AS village_league_code,
         v.urban_rural_code,
-        e.urban_rural_code IS NOT NULL         AS rural_eligible,
-        pv.version_id
+        v.rural_eligible,
+        d.version_id
     FROM parsed p
-    LEFT JOIN companies c            ON c.code = p.company
-    LEFT JOIN villages v             ON v.code = p.village_code
-    LEFT JOIN eligible_urban_rural e ON e.urban_rural_code = v.urban_rural_code
-    LEFT JOIN policy_versions pv
-           ON CAST(p.delivered_at AS DATE) BETWEEN pv.effective_from AND pv.effective_to
+    LEFT JOIN company_dim c ON c.code = p.company
+    LEFT JOIN village_dim v ON v.village_code = p.village_code
+    LEFT JOIN policy_days d ON d.day = CAST(p.delivered_at AS DATE)
 ),
-early AS (
+checked AS (
     SELECT
         j.*,
         CASE
             WHEN j.malformed_detail IS NOT NULL                        THEN 'MALFORMED'
-            WHEN NOT j.company_known                                   THEN 'UNKNOWN_COMPANY'
+            WHEN j.company_code IS NULL                                THEN 'UNKNOWN_COMPANY'
             WHEN j.county_code IS NULL                                 THEN 'UNKNOWN_VILLAGE'
             WHEN j.village_league_code <> r.league_code                THEN 'WRONG_LEAGUE'
             WHEN NOT j.rural_eligible                                  THEN 'NOT_RURAL'
@@ -45,47 +40,49 @@ early AS (
             WHEN j.cost_yuan < 0 OR j.cost_yuan > r.max_cost_yuan
               OR j.revenue_yuan < 0                                    THEN 'BAD_COST'
             WHEN r.require_proof AND j.proof IS NULL                   THEN 'NO_PROOF'
-        END AS early_reason
+        END AS reason_code
     FROM joined j, run_params r
-),
--- Only waybills that occur more than once among passing rows need ranking: a hash aggregate
--- finds them, and just those rows are sorted (not the whole month).
-repeated AS (
-    SELECT waybill_no FROM early WHERE early_reason IS NULL
-    GROUP BY waybill_no HAVING COUNT(*) > 1
-),
-ranked AS (
-    SELECT
-        *,
-        ROW_NUMBER() OVER w                    AS waybill_rank,
-        FIRST_VALUE(source_file) OVER w        AS first_source_file,
-        FIRST_VALUE(source_row)  OVER w        AS first_source_row
-    FROM early
-    WHERE early_reason IS NULL AND waybill_no IN (SELECT waybill_no FROM repeated)
-    WINDOW w AS (
-        PARTITION BY waybill_no
-        ORDER BY delivered_at, company, village_code, distance_km, cost_yuan,
-                 revenue_yuan NULLS FIRST, proof NULLS FIRST, source_file, source_row
-    )
-),
-all_rows AS (
-    SELECT *, 1 AS waybill_rank, NULL::VARCHAR AS first_source_file, NULL::BIGINT AS first_source_row
-    FROM early
-    WHERE NOT (early_reason IS NULL AND waybill_no IN (SELECT waybill_no FROM repeated))
-    UNION ALL BY NAME
-    SELECT * FROM ranked
 )
 SELECT
-    k.*,
-    CASE
-        WHEN k.early_reason IS NOT NULL THEN k.early_reason
-        WHEN k.waybill_rank > 1         THEN 'DUPLICATE'
-        WHEN s.waybill_no IS NOT NULL   THEN 'ALREADY_SETTLED'
-    END AS reason_code,
-    s.league_code                        AS settled_league_code,
-    s.month                              AS settled_month,
-    s.run_id                             AS settled_run_id
-FROM all_rows k
-LEFT JOIN settled_elsewhere s ON s.waybill_no = k.waybill_no AND k.early_reason IS NULL;
+    k.file_no,
+    k.source_row,
+    k.waybill_no,
+    k.company_code                                             AS company,
+    k.village_code,
+    k.county_code,
+    k.delivered_at,
+    k.distance_km,
+    k.cost_yuan,
+    k.revenue_yuan,
+    k.proof,
+    k.version_id,
+    k.reason_code,
+    -- rejected rows only: the values as they arrived, and what failed
+    CASE WHEN k.reason_code IS NOT NULL THEN k.company END      AS company_text,
+    CASE WHEN k.reason_code IS NOT NULL THEN k.delivered_at_text END AS delivered_at_text,
+    CASE WHEN k.reason_code IS NOT NULL THEN k.distance_text END AS distance_text,
+    CASE WHEN k.reason_code IS NOT NULL THEN k.cost_text END    AS cost_text,
+    CASE WHEN k.reason_code IS NOT NULL THEN k.revenue_text END AS revenue_text,
+    CASE k.reason_code
+        WHEN 'MALFORMED'       THEN k.malformed_detail
+        WHEN 'UNKNOWN_COMPANY' THEN '企业编码“' || left(k.company, 40) || '”未在 companies.toml 中登记'
+        WHEN 'UNKNOWN_VILLAGE' THEN '嘎查村代码 ' || k.village_code || ' 不在2023年统计用区划代码中'
+        WHEN 'WRONG_LEAGUE'    THEN '嘎查村 ' || k.village_code || ' 属于盟市 ' || k.village_league_code
+                                    || '，本次结算盟市为 ' || r.league_code
+        WHEN 'NOT_RURAL'       THEN '城乡分类代码 ' || k.urban_rural_code || ' 不在补贴范围（'
+                                    || r.eligible_codes || '）内'
+        WHEN 'OUTSIDE_PERIOD'  THEN '签收时间 ' || strftime(k.delivered_at, '%Y-%m-%d %H:%M:%S')
+                                    || ' 不在结算月份 ' || strftime(r.month_start, '%Y-%m') || ' 内'
+        WHEN 'NO_POLICY'       THEN strftime(k.delivered_at, '%Y-%m-%d') || ' 没有有效的政策版本'
+        WHEN 'BAD_DISTANCE'    THEN '派送距离 ' || k.distance_text || ' 公里，应在 0 至 '
+                                    || r.max_distance_text || ' 公里之间'
+        WHEN 'BAD_COST'        THEN CASE WHEN k.revenue_yuan < 0
+                                         THEN '派费收入 ' || k.revenue_text || ' 元为负数'
+                                         ELSE '派送成本 ' || k.cost_text || ' 元，应在 0 至 '
+                                              || r.max_cost_text || ' 元之间'
+                                    END
+        WHEN 'NO_PROOF'        THEN '政策要求妥投凭证，签收方式(proof)为空'
+    END                                                        AS detail
+FROM checked k, run_params r;
 
-DROP VIEW parsed;  -- a view: parsing and validation run as one pass
+DROP VIEW parsed;

@@ -1,22 +1,33 @@
--- 30_rate.sql — the rate of every accepted parcel (SPEC §4.2), and the unit it belongs to.
+-- 30_rate.sql — the rate of every accepted parcel (SPEC §4.2), and its unit's totals.
 --
 -- purpose: for each accepted parcel: policy version of the delivery day, area class of its
 --          village (a village listed in a class overrides its county; otherwise 'default'),
 --          base rate of the class's distance band [from, to), volume-tier multiplier of the
 --          village's monthly accepted volume (all companies; no matching tier = ×1), then
 --          rate_fen = floor(100 × min(base × multiplier, cap_yuan, max_cost_share × cost)).
---          Also the revenue used for break-even and the break-even unit_key (SPEC §4.3).
--- inputs:  checked, area_villages, area_counties, rate_bands, volume_tiers, policy_versions,
---          run_params, prior_villages (empty unless a supplementary run)
--- outputs: village_volume (one row per village), parcels (one row per accepted parcel);
---          checked is dropped (rejects and file_counts were taken from it in 25_rejects.sql)
--- grain:   parcels: one row per accepted parcel
+--          Everything but the cost share depends only on village, version and band, so it is
+--          worked out once per village × version × band (village_bands) and each parcel needs
+--          one join. The parcels themselves stay a view (rated): 40_units.sql and
+--          70_ledger.sql each read it in one pass.
+-- inputs:  rows, late_rejects, village_dim, area_villages, area_counties, rate_bands,
+--          volume_tiers, policy_versions, policy_days, prior_villages (empty unless a
+--          supplementary run)
+-- outputs: accepted (view), village_volume, village_tier, village_bands, rated (view),
+--          unit_rates
+-- grain:   rated: one row per accepted parcel; unit_rates: one row per company × 旗县 × rate_fen
+
+CREATE OR REPLACE TEMP VIEW accepted AS
+SELECT r.*
+FROM rows r
+WHERE r.reason_code IS NULL
+  AND NOT EXISTS (SELECT 1 FROM late_rejects l
+                  WHERE l.file_no = r.file_no AND l.source_row = r.source_row);
 
 -- A supplementary run also counts the parcels the month's earlier runs settled (prior_villages).
 CREATE OR REPLACE TEMP TABLE village_volume AS
 SELECT village_code, CAST(SUM(parcels) AS BIGINT) AS village_volume
 FROM (
-    SELECT village_code, COUNT(*) AS parcels FROM checked WHERE reason_code IS NULL GROUP BY village_code
+    SELECT village_code, COUNT(*) AS parcels FROM accepted GROUP BY village_code
     UNION ALL
     SELECT village_code, parcels FROM prior_villages
 )
@@ -33,48 +44,72 @@ FROM village_volume vv
 JOIN volume_tiers t ON t.up_to >= vv.village_volume
 GROUP BY vv.village_code, t.version_id;
 
-CREATE OR REPLACE TEMP TABLE parcels AS
-WITH classified AS (
+CREATE OR REPLACE TEMP TABLE village_bands AS
+WITH classed AS (
     SELECT
-        c.*,
-        COALESCE(av.area_class, ac.area_class, 'default')              AS area_class,
-        COALESCE(c.revenue_yuan, c.company_revenue_yuan, r.default_revenue_yuan)
-                                                                       AS revenue_used_yuan,
-        CASE r.scope
-            WHEN 'company_county' THEN c.company || '|' || c.county_code
-            WHEN 'county'         THEN c.county_code
-            WHEN 'company_league' THEN c.company
-            ELSE r.league_code
-        END                                                            AS unit_key
-    FROM checked c
-    CROSS JOIN run_params r
-    LEFT JOIN area_villages av ON av.version_id = c.version_id AND av.village_code = c.village_code
-    LEFT JOIN area_counties ac ON ac.version_id = c.version_id AND ac.county_code = c.county_code
-    WHERE c.reason_code IS NULL
+        vv.village_code,
+        vv.village_volume,
+        pv.version_id,
+        COALESCE(av.area_class, ac.area_class, 'default')      AS area_class,
+        pv.cap_yuan,
+        pv.max_cost_share
+    FROM village_volume vv
+    JOIN village_dim v ON v.village_code = vv.village_code
+    CROSS JOIN policy_versions pv
+    LEFT JOIN area_villages av ON av.version_id = pv.version_id AND av.village_code = vv.village_code
+    LEFT JOIN area_counties ac ON ac.version_id = pv.version_id
+                              AND ac.county_code = CAST(v.county_code AS VARCHAR)
+    WHERE pv.version_id IN (SELECT CAST(version_id AS VARCHAR) FROM policy_days)
 )
 SELECT
-    k.*,
-    pv.cap_yuan,
-    pv.max_cost_share,
-    b.distance_from_km                                                 AS band_from_km,
-    b.distance_to_km                                                   AS band_to_km,
-    b.rate_yuan                                                        AS base_rate_yuan,
-    vv.village_volume,
+    k.village_code,
+    CAST(k.version_id AS version_t)                            AS version_id,
+    CAST(k.area_class AS area_t)                               AS area_class,
+    k.village_volume,
     vt.volume_tier_up_to,
-    COALESCE(vt.volume_multiplier, 1)                                  AS volume_multiplier,
-    CAST(FLOOR(100 * LEAST(
-        CAST(b.rate_yuan AS DECIMAL(38, 6)) * COALESCE(vt.volume_multiplier, 1),
-        pv.cap_yuan,
-        COALESCE(CAST(pv.max_cost_share AS DECIMAL(38, 6)) * k.cost_yuan, pv.cap_yuan)
-    )) AS INTEGER)                                                     AS rate_fen
-FROM classified k
-JOIN policy_versions pv ON pv.version_id = k.version_id
-JOIN village_volume vv  ON vv.village_code = k.village_code
-LEFT JOIN village_tier vt ON vt.village_code = k.village_code AND vt.version_id = k.version_id
-JOIN rate_bands b
-  ON b.version_id = k.version_id
- AND b.area_class = k.area_class
- AND k.distance_km >= b.distance_from_km
- AND (b.distance_to_km IS NULL OR k.distance_km < b.distance_to_km);
+    COALESCE(vt.volume_multiplier, 1)                          AS volume_multiplier,
+    b.distance_from_km                                         AS band_from_km,
+    b.distance_to_km                                           AS band_to_km,
+    b.rate_yuan                                                AS base_rate_yuan,
+    k.cap_yuan,
+    CAST(k.max_cost_share AS DECIMAL(38, 6))                   AS max_cost_share,
+    LEAST(CAST(b.rate_yuan AS DECIMAL(38, 6)) * COALESCE(vt.volume_multiplier, 1), k.cap_yuan)
+                                                               AS capped_rate_yuan
+FROM classed k
+JOIN rate_bands b ON b.version_id = k.version_id AND b.area_class = k.area_class
+LEFT JOIN village_tier vt ON vt.village_code = k.village_code AND vt.version_id = k.version_id;
 
-DROP TABLE checked;
+CREATE OR REPLACE TEMP VIEW rated AS
+SELECT
+    a.*,
+    vb.area_class,
+    vb.band_from_km,
+    vb.band_to_km,
+    vb.base_rate_yuan,
+    vb.village_volume,
+    vb.volume_multiplier,
+    CAST(FLOOR(100 * LEAST(
+        vb.capped_rate_yuan,
+        COALESCE(vb.max_cost_share * a.cost_yuan, vb.cap_yuan)
+    )) AS INTEGER)                                             AS rate_fen
+FROM accepted a
+JOIN village_bands vb
+  ON vb.village_code = a.village_code
+ AND vb.version_id = a.version_id
+ AND a.distance_km >= vb.band_from_km
+ AND (vb.band_to_km IS NULL OR a.distance_km < vb.band_to_km);
+
+-- Parcels by company × 旗县 × rate: what break-even (40), the budget (50) and the allocation
+-- (60) need. revenue_logged_yuan sums the rows that gave revenue; revenue_missing counts the
+-- rest, which use the company's (else the policy's) default.
+CREATE OR REPLACE TEMP TABLE unit_rates AS
+SELECT
+    company,
+    county_code,
+    rate_fen,
+    COUNT(*)                                   AS parcels,
+    SUM(cost_yuan)                             AS cost_yuan,
+    COALESCE(SUM(revenue_yuan), 0)             AS revenue_logged_yuan,
+    COUNT(*) - COUNT(revenue_yuan)             AS revenue_missing
+FROM rated
+GROUP BY company, county_code, rate_fen;

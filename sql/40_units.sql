@@ -4,27 +4,36 @@
 --          after subsidy, the unit's village delivery at most breaks even:
 --          gross_fen = Σ rate_fen; cap_fen = floor(100 × max(0, Σ cost − Σ revenue));
 --          after_breakeven_fen = min(gross_fen, cap_fen). Scope 'none': no cap (cap_fen NULL).
+--          Revenue per parcel is the row's revenue_yuan, else the company's default, else the
+--          policy's.
 --          A supplementary run (补充结算) caps the unit over the whole month: its cost and
 --          revenue include what the month's earlier runs settled (prior_units), and what they
 --          already paid comes off: after_breakeven_fen = min(gross_fen, cap_fen − prior_paid_fen).
--- inputs:  parcels, run_params, prior_units (empty unless a supplementary run)
+-- inputs:  unit_rates, unit_map, company_dim, run_params, prior_units (empty unless a
+--          supplementary run)
 -- outputs: units_breakeven
 -- grain:   one row per unit_key
 
 CREATE OR REPLACE TEMP TABLE units_breakeven AS
 WITH sums AS (
     SELECT
-        unit_key,
-        CASE WHEN r.scope IN ('company_county', 'company_league') THEN MIN(p.company) END AS company,
-        CASE WHEN r.scope IN ('company_county', 'county') THEN MIN(p.county_code) END     AS county_code,
-        COUNT(*)                                   AS parcels,
-        CAST(SUM(p.rate_fen) AS BIGINT)            AS gross_fen,
-        SUM(p.cost_yuan)                           AS cost_yuan,
-        SUM(p.revenue_used_yuan)                   AS revenue_yuan,
+        CAST(m.unit_key AS VARCHAR)                AS unit_key,
+        CASE WHEN r.scope IN ('company_county', 'company_league')
+             THEN CAST(MIN(g.company) AS VARCHAR) END AS company,
+        CASE WHEN r.scope IN ('company_county', 'county')
+             THEN CAST(MIN(g.county_code) AS VARCHAR) END AS county_code,
+        CAST(SUM(g.parcels) AS BIGINT)             AS parcels,
+        CAST(SUM(g.parcels * g.rate_fen) AS BIGINT) AS gross_fen,
+        SUM(g.cost_yuan)                           AS cost_yuan,
+        SUM(g.revenue_logged_yuan
+            + g.revenue_missing * COALESCE(c.default_revenue_yuan, r.default_revenue_yuan))
+                                                   AS revenue_yuan,
         r.scope
-    FROM parcels p
+    FROM unit_rates g
+    JOIN unit_map m USING (company, county_code)
+    JOIN company_dim c USING (company)
     CROSS JOIN run_params r
-    GROUP BY unit_key, r.scope
+    GROUP BY m.unit_key, r.scope
 ),
 capped AS (
     SELECT

@@ -9,8 +9,8 @@
 --          supplementary run subtracts what this month's earlier runs paid. Never below 0. When Σ after_breakeven_fen exceeds it, each unit gets
 --          floor(after_breakeven_fen × available / Σ) and the leftover 分 go one each to the
 --          largest remainders (ties: smaller unit_key). The factor is never above 1.
--- inputs:  units_breakeven, run_params (annual_budget_fen, budget_month_index, paid_before_fen,
---          paid_other_fen, paid_in_month_fen)
+-- inputs:  units_breakeven, run_params (annual_budget_fen, budget_month_index),
+--          earlier_paid (paid_before_fen, paid_other_fen, paid_in_month_fen: from the store)
 -- outputs: budget (one row), units (one row per unit_key)
 -- grain:   units: one row per unit_key
 
@@ -20,19 +20,19 @@ SELECT
     r.annual_budget_fen,
     r.budget_year_start,
     r.budget_month_index,
-    r.paid_before_fen,
-    r.paid_other_fen,
-    r.paid_in_month_fen,
+    e.paid_before_fen,
+    e.paid_other_fen,
+    e.paid_in_month_fen,
     CASE WHEN r.budget_rule IN ('ytd', 'monthly') THEN GREATEST(0, LEAST(
         CASE r.budget_rule
-            WHEN 'ytd'     THEN r.annual_budget_fen - r.paid_before_fen
-            WHEN 'monthly' THEN r.annual_budget_fen * r.budget_month_index // 12 - r.paid_before_fen
+            WHEN 'ytd'     THEN r.annual_budget_fen - e.paid_before_fen
+            WHEN 'monthly' THEN r.annual_budget_fen * r.budget_month_index // 12 - e.paid_before_fen
         END,
-        r.annual_budget_fen - r.paid_other_fen
-    ) - r.paid_in_month_fen) END                                 AS available_fen,
+        r.annual_budget_fen - e.paid_other_fen
+    ) - e.paid_in_month_fen) END                                 AS available_fen,
     CAST((SELECT COALESCE(SUM(after_breakeven_fen), 0) FROM units_breakeven) AS BIGINT)
                                                                  AS requested_fen
-FROM run_params r;
+FROM run_params r, earlier_paid e;
 
 CREATE OR REPLACE TEMP TABLE units AS
 WITH shares AS (

@@ -222,11 +222,26 @@ def settle_rows(
     """Settle rows in memory (no files written) and return the result tables."""
     df = rows if isinstance(rows, pl.DataFrame) else frame(rows)
     with compute(cfg, league, Month.parse(month), df, store, "TEST") as con:
+        text = (
+            "SELECT * REPLACE ("
+            + ", ".join(
+                f"CAST({c} AS VARCHAR) AS {c}"
+                for c in (
+                    "company",
+                    "county_code",
+                    "area_class",
+                    "policy_version",
+                    "unit_key",
+                    "source_file",
+                )
+            )
+            + ") FROM ledger_out"
+        )
         cursor = con.execute("SELECT * FROM budget")
         names = [d[0] for d in cursor.description]
         budget = cursor.fetchall()[0]
         return Settled(
-            con.sql("SELECT * FROM ledger_out").pl(),
+            con.sql(text).pl(),
             con.sql("SELECT * FROM rejects_out").pl(),
             con.sql("SELECT * FROM units ORDER BY unit_key").pl(),
             dict(zip(names, budget, strict=True)),
