@@ -238,6 +238,11 @@ def run_audits(con: duckdb.DuckDBPyConnection) -> list[AuditFinding]:
     return findings
 
 
+def _literal(text: str) -> str:
+    """A SQL string literal (views cannot take parameters)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def staged_audit_connection(
     store: Path, cfg_reference: dict, staging: Path, out_dir: Path, run: dict, replaces: bool
 ) -> duckdb.DuckDBPyConnection:
@@ -273,20 +278,19 @@ def staged_audit_connection(
             "AND NOT (? AND league_code = ? AND month = ? AND kind = 'regular')",
             [replaces, league, month],
         )
-        con.execute(
-            "CREATE TABLE settled_waybills AS SELECT s.* FROM store.settled_waybills s "
-            "JOIN runs USING (run_id)"
+        earlier = (
+            "SELECT s.* FROM store.settled_waybills s WHERE s.run_id IN (SELECT run_id FROM runs)"
         )
-        con.execute("DETACH store")
     else:
         con.execute(
             "CREATE TABLE runs (run_id VARCHAR, league_code VARCHAR, month VARCHAR, "
             "kind VARCHAR, status VARCHAR, rows_in BIGINT, parcels BIGINT, "
             "gross_fen BIGINT, subsidy_fen BIGINT, finished_at TIMESTAMP)"
         )
-        con.execute(
-            "CREATE TABLE settled_waybills (waybill_no VARCHAR, league_code VARCHAR, "
-            "month VARCHAR, run_id VARCHAR, company VARCHAR, subsidy_fen INTEGER)"
+        earlier = (
+            "SELECT NULL::VARCHAR AS waybill_no, NULL::VARCHAR AS league_code, "
+            "NULL::VARCHAR AS month, NULL::VARCHAR AS run_id, NULL::VARCHAR AS company, "
+            "NULL::INTEGER AS subsidy_fen WHERE false"
         )
     con.execute(
         "INSERT INTO runs BY NAME SELECT ? AS run_id, ? AS league_code, ? AS month, ? AS kind, "
@@ -302,10 +306,11 @@ def staged_audit_connection(
             run["subsidy_fen"],
         ],
     )
+    # the store's paid waybills as they will be: a view, not a copy (millions of rows)
     con.execute(
-        "INSERT INTO settled_waybills SELECT waybill_no, ?, ?, run_id, company, subsidy_fen "
-        "FROM ledger WHERE run_id = ?",
-        [league, month, run["run_id"]],
+        f"CREATE VIEW settled_waybills AS {earlier} UNION ALL "
+        f"SELECT waybill_no, {_literal(league)} AS league_code, {_literal(month)} AS month, "
+        f"run_id, company, subsidy_fen FROM ledger WHERE run_id = {_literal(run['run_id'])}"
     )
     con.register("_budgets", cfg_reference["budgets"])
     con.execute("CREATE TABLE budgets AS SELECT * FROM _budgets")

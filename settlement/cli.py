@@ -346,20 +346,33 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @league_option
 @month_option
 @click.option("--company", default=None, help="只重新生成该企业的结算单。")
+@click.option(
+    "--detail-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="只导出该企业（--company）的投递量明细到此 CSV 文件（不限行数），不重新生成结算单。",
+)
 @out_option("输出目录（结算单写入 statements/ 下）。")
 @store_path_option("结算库，默认 <out>/settlement.duckdb（用于补充结算调整项）。")
 @config_option
 @friendly
-def statement(league, month, company, out_dir, store, config_dir) -> None:
+def statement(league, month, company, detail_csv, out_dir, store, config_dir) -> None:
     """Render a settled month's statements (结算单) and public notice (公示名单) again.
 
     Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
-    public_notice.html and .csv, and statements.json (hashes and totals).
+    public_notice.html and .csv, and statements.json (hashes and totals). With --detail-csv,
+    exports one company's parcel detail instead (a month too large for an Excel sheet).
     """
     from .lock import store_lock
-    from .statements import render, statements_dir
+    from .statements import export_detail, render, statements_dir
 
     cfg = load_config(config_dir)
+    if detail_csv is not None:
+        if company is None:
+            raise click.UsageError("--detail-csv 需要同时指定 --company")
+        count = export_detail(out_dir, cfg, league, month, company, detail_csv)
+        click.echo(f"{detail_csv}  投递量明细 {count:,} 件")
+        return
     lock_on = store if store is not None else out_dir / "settlement.duckdb"
     with store_lock(lock_on, say=lambda m: click.echo(m, err=True)):
         manifest = render(out_dir, cfg, league, month, store, company)

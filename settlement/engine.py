@@ -281,11 +281,13 @@ def _settle_locked(
         crash_point("staged")
         reference = reference_tables(cfg)
         _audit_before_publishing(store, reference, staging, out_dir, manifest, supplementary, say)
+        say("发布")
         publish(staging, out_dir, run_id, items)
         crash_point("published")
         manifest_file = out_dir / manifest_rel
         ledger_file = out_dir / partition("ledger", league, str(month)) / part
         record = _run_record(manifest, started, manifest_file, out_dir)
+        say("写入结算库")
         superseded = record_run(store, record, ledger_file, out_dir, reference)
         crash_point("committed")
     finally:

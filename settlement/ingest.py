@@ -378,6 +378,8 @@ def text_column_expr(field: str) -> pl.Expr:
 
 #: Rows per batch handed to DuckDB: big enough to amortise, small enough to keep memory flat.
 BATCH_ROWS = 256_000
+#: Rows DuckDB validates at a time (Polars reads the next chunk meanwhile).
+CHUNK_ROWS = 1_000_000
 #: How much of a CSV is looked at to tell UTF-8 from GB18030 before streaming it.
 SNIFF_BYTES = 1 << 20
 STREAM_SCHEMA = pa.schema(
@@ -435,7 +437,8 @@ class LogStream:
 
     Opening checks every file's type, encoding and header, so an unreadable file is refused
     before anything else happens. `batches()` then yields Arrow record batches with the eight
-    SPEC columns as text exactly as in the file (sql/10_parse.sql strips them), `file_no`
+    SPEC columns as text stripped of surrounding white space (sql/10_parse.sql makes blank
+    NULL), `file_no`
     (index into `names`) and `source_row` (1-based data row). UTF-8 CSV is streamed straight
     from disk while a thread computes its SHA-256; GB18030 CSV, Parquet and XLSX are read whole.
     `inputs` describes each file once it has been read through.
@@ -447,7 +450,6 @@ class LogStream:
         self.progress = progress
         self.batch_rows = batch_rows
         self.inputs: list[InputFile] = []
-        self.failure: BaseException | None = None
         self._eager: dict[int, RawFile] = {}
         self._streamed: dict[int, tuple[str, str, dict[str, str]]] = {}
         for no, path in enumerate(self.files):
@@ -523,27 +525,36 @@ class LogStream:
                 self.progress(f"读取 {no + 1}/{len(self.files)}: {path}（{info.rows:,} 行）")
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The batches as Arrow record batches of STREAM_SCHEMA. What stopped them, if anything,
-        is kept in `failure` (DuckDB, scanning them, reports only its own error)."""
-        self.failure = None
-        try:
-            for frame in self.frames():
-                table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(STREAM_SCHEMA)
-                yield from table.to_batches()
-        except BaseException as exc:
-            self.failure = exc
-            raise
+        """The batches as Arrow record batches of STREAM_SCHEMA."""
+        for frame in self.frames():
+            table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(STREAM_SCHEMA)
+            yield from table.to_batches()
 
-    def reader(self) -> pa.RecordBatchReader:
-        """One pass over every file, for DuckDB to scan."""
-        return pa.RecordBatchReader.from_batches(STREAM_SCHEMA, self.batches())
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+        """The batches gathered into Arrow tables of about `rows` rows (DuckDB scans a table's
+        batches in parallel)."""
+        pending: list[pa.RecordBatch] = []
+        count = 0
+        for batch in self.batches():
+            pending.append(batch)
+            count += batch.num_rows
+            if count >= rows:
+                yield pa.Table.from_batches(pending, STREAM_SCHEMA)
+                pending, count = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending, STREAM_SCHEMA)
+
+    @staticmethod
+    def empty() -> pa.Table:
+        """A table of STREAM_SCHEMA with no rows."""
+        return STREAM_SCHEMA.empty_table()
 
     def _whole_file(self, no: int, path: Path) -> Iterator[pl.DataFrame]:
         raw = self._eager[no]
         mapping = map_headers(raw.frame.columns, path)
         frame = pl.DataFrame(
             [
-                _as_text(raw.frame.get_column(mapping[f]), f).alias(f)
+                _as_text(raw.frame.get_column(mapping[f]), f).str.strip_chars().alias(f)
                 if f in mapping
                 else pl.repeat(None, raw.frame.height, dtype=pl.String, eager=True).alias(f)
                 for f in FIELDS
@@ -563,7 +574,9 @@ class LogStream:
         hasher = _Hasher(path)
         lazy = self._scan(path, separator).select(
             [
-                pl.col(mapping[f]).alias(f) if f in mapping else pl.lit(None, pl.String).alias(f)
+                pl.col(mapping[f]).str.strip_chars().alias(f)
+                if f in mapping
+                else pl.lit(None, pl.String).alias(f)
                 for f in FIELDS
             ]
         )

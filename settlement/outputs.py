@@ -58,7 +58,7 @@ def write_staged(
         path_sql = str(target).replace("'", "''")
         rows = con.execute(
             f"COPY {table} TO '{path_sql}' (FORMAT parquet, COMPRESSION zstd, "
-            f"ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+            f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
         ).fetchall()[0][0]
         written.append({"path": rel.as_posix(), "rows": rows, "sha256": sha256_file(target)})
     return written

@@ -38,7 +38,7 @@ PIPELINE = READ + SETTLE
 VALIDATION = READ + SETTLE[:2]
 #: DuckDB keeps its tables and hash tables within this and spills the rest to temp_dir; the
 #: input is streamed in batches, so the process stays near this size whatever the month's size.
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "1536MB"
 
 
 def _plain(d: Decimal) -> str:
@@ -177,24 +177,56 @@ def read_rows(
 ) -> None:
     """Stream every input row through sql/05–20 into the `rows` table (one pass over the input).
 
-    A CSV that looked like UTF-8 but is not, past its first megabyte, is read again whole as
-    GB18030 (or refused with the reason)."""
+    Polars reads the next chunk of batches in a thread while DuckDB validates the previous one
+    (both release the GIL), so reading and validating overlap on two cores. A CSV that looked
+    like UTF-8 but is not, past its first megabyte, is read again whole as GB18030 (or refused
+    with the reason)."""
     while True:
-        con.register("raw_logs", stream.reader())
         try:
-            run_sql(con, files, progress=progress)
+            _append_rows(con, stream, progress, files)
             return
-        except duckdb.Error:
-            failure = stream.failure
-            if isinstance(failure, NotUtf8Error):
-                stream.read_whole(failure.file_no)
-                files = tuple(f for f in files if f != "05_types.sql")
-                continue
-            if failure is not None:
-                raise failure from None
-            raise
-        finally:
-            con.unregister("raw_logs")
+        except NotUtf8Error as exc:
+            stream.read_whole(exc.file_no)
+            files = tuple(f for f in files if f != "05_types.sql")
+
+
+def _append_rows(con, stream: LogStream, progress, files: tuple[str, ...]) -> None:
+    import queue
+    import threading
+
+    con.register("raw_logs", stream.empty())
+    run_sql(con, files, progress=progress)
+    con.execute("CREATE OR REPLACE TEMP TABLE rows AS SELECT * FROM validated LIMIT 0")
+    chunks: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in stream.chunks():
+                while not stop.is_set():
+                    try:
+                        chunks.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            chunks.put(exc)
+
+    worker = threading.Thread(target=produce, name="settle-read", daemon=True)
+    worker.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            con.register("raw_logs", chunk)
+            con.execute("INSERT INTO rows SELECT * FROM validated")
+    finally:
+        stop.set()
+        worker.join()
+        con.unregister("raw_logs")
 
 
 def load_store(

@@ -31,6 +31,10 @@ from .reasons import REASONS, SHORT
 #: Listings (rejected rows, parcel detail) longer than this go to a CSV beside the XLSX: writing
 #: them cell by cell would take minutes, and nobody reads a million-row sheet.
 XLSX_LISTING_MAX_ROWS = 20_000
+#: Above this (Excel's sheet limit less the header) a company's parcel detail is not written
+#: with the statements: no one can open it in Excel, and the ledger holds it already. It is
+#: exported on request: settle statement --company C --detail-csv FILE.
+CSV_LISTING_MAX_ROWS = 1_048_575
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -504,6 +508,44 @@ def _plain_decimal(text: str | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _detail_csv(data: MonthData, company: str, path: Path) -> None:
+    """A company's parcel detail (投递量明细) as CSV, by 旗县 and waybill."""
+    cols = (
+        ", ".join(
+            f"{_guard('waybill_no')} AS {h}" if c == "waybill_no" else f"{c} AS {h}"
+            for h, c in DETAIL_COLUMNS
+        )
+        .replace("(公里)", "_公里")
+        .replace("(元)", "_元")
+        .replace("(分)", "_分")
+        .replace("(件/月)", "_件每月")
+    )
+    _csv_companion(
+        data,
+        path,
+        f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no",
+        [company],
+    )
+
+
+def export_detail(
+    out_dir: Path, cfg: Config, league: str, month: Month, company: str, path: Path
+) -> int:
+    """Write one company's parcel detail of a settled month to `path` (CSV); its row count."""
+    data = _load(out_dir, cfg, league, month, out_dir / "settlement.duckdb")
+    try:
+        count = data.con.execute(
+            "SELECT COUNT(*) FROM month_ledger WHERE company = ?", [company]
+        ).fetchall()[0][0]
+        if count == 0:
+            raise RefusedError(f"企业 {company} 在盟市 {league} {month} 没有受理的投递")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _detail_csv(data, company, path)
+        return count
+    finally:
+        data.con.close()
+
+
 def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
     ws = wb.add_worksheet("投递量明细表")
     for c, (h, _) in enumerate(DETAIL_COLUMNS):
@@ -514,24 +556,19 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
     count = data.con.execute(
         "SELECT COUNT(*) FROM month_ledger WHERE company = ?", [company]
     ).fetchall()[0][0]
+    if count > CSV_LISTING_MAX_ROWS:
+        ws.write_string(
+            1,
+            0,
+            f"投递量明细共 {count:,} 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
+            f"ledger/league={data.league}/month={data.month}/，或运行 settle statement "
+            f"--league {data.league} --month {data.month} --company {company} "
+            "--detail-csv 文件名.csv 导出",
+        )
+        return []
     if count > XLSX_LISTING_MAX_ROWS:
         path = data.folder / f"{company}.detail.csv"
-        cols = (
-            ", ".join(
-                f"{_guard('waybill_no')} AS {h}" if c == "waybill_no" else f"{c} AS {h}"
-                for h, c in DETAIL_COLUMNS
-            )
-            .replace("(公里)", "_公里")
-            .replace("(元)", "_元")
-            .replace("(分)", "_分")
-            .replace("(件/月)", "_件每月")
-        )
-        _csv_companion(
-            data,
-            path,
-            f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no",
-            [company],
-        )
+        _detail_csv(data, company, path)
         ws.write_string(
             1,
             0,

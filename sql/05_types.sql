@@ -5,15 +5,17 @@
 --          one or two bytes for each instead of a string, and Parquet writes them as dictionaries.
 --          Also the policy version in force on each day of the month (policy_days), so that
 --          finding a parcel's version is an equality join, not a date-range join.
--- inputs:  companies, villages, eligible_urban_rural, policy_versions, area_villages,
+-- inputs:  companies, villages, reason_codes, eligible_urban_rural, policy_versions, area_villages,
 --          area_counties, rate_bands, input_files, run_params
--- outputs: types company_t, county_t, version_t, area_t, unit_t, file_t;
+-- outputs: types company_t, village_t, county_t, version_t, area_t, unit_t, file_t, reason_t;
 --          company_dim, village_dim, policy_days, unit_map, file_dim
 -- grain:   company_dim: one row per company code; village_dim: per registry village;
 --          policy_days: per day of the month with a version in force; unit_map: per company ×
 --          旗县 of the 盟市; file_dim: per input file
 
 CREATE TYPE company_t AS ENUM (SELECT code FROM companies ORDER BY code);
+CREATE TYPE village_t AS ENUM (SELECT code FROM villages ORDER BY code);
+CREATE TYPE reason_t AS ENUM (SELECT reason_code FROM reason_codes);
 CREATE TYPE county_t AS ENUM (
     SELECT DISTINCT county_code FROM villages WHERE county_code IS NOT NULL ORDER BY county_code);
 CREATE TYPE version_t AS ENUM (SELECT version_id FROM policy_versions ORDER BY version_id);
@@ -31,6 +33,7 @@ FROM companies;
 CREATE OR REPLACE TEMP TABLE village_dim AS
 SELECT
     v.code                                   AS village_code,
+    CAST(v.code AS village_t)                AS village,
     CAST(v.county_code AS county_t)          AS county_code,
     v.league_code,
     v.urban_rural_code,

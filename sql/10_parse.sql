@@ -2,33 +2,28 @@
 --
 -- purpose: turn the text rows read by Polars into typed fields; name the first field that is
 --          blank or unparsable (SPEC §4.1 MALFORMED) in Chinese, with its column and value.
--- inputs:  raw_logs  (settlement/ingest.py LogStream: the eight SPEC columns as text exactly as
---                     in the file, file_no (input_files), source_row (1-based data row))
+-- inputs:  raw_logs  (settlement/ingest.py LogStream: the eight SPEC columns as text stripped of
+--                     surrounding white space, file_no (input_files), source_row (1-based row))
 -- outputs: parsed (a view: 20_validate.sql reads it in the same pass)
 -- grain:   one row per input row
 --
--- Text is stripped of surrounding white space (ASCII, no-break and ideographic spaces); blank
--- is NULL. Amounts and distances are DECIMAL(18,6): exact to 0.000001 元 / km (finer digits are
+-- Blank text is NULL. Amounts and distances are DECIMAL(18,6): exact to 0.000001 元 / km (finer digits are
 -- rounded half up by the cast). Times are local (Asia/Shanghai) TIMESTAMPs; '/' and 'T'
 -- separators are accepted: 2025/03/05T14:30 reads as 2025-03-05 14:30:00.
-
-CREATE OR REPLACE TEMP MACRO clean_text(x) AS
-    NULLIF(trim(x, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(133)
-                   || chr(160) || chr(12288)), '');
 
 CREATE OR REPLACE TEMP VIEW parsed AS
 WITH stripped AS (
     SELECT
         file_no,
         source_row,
-        clean_text(waybill_no)   AS waybill_no,
-        clean_text(company)      AS company,
-        clean_text(delivered_at) AS delivered_at,
-        clean_text(village_code) AS village_code,
-        clean_text(distance_km)  AS distance_km,
-        clean_text(cost_yuan)    AS cost_yuan,
-        clean_text(revenue_yuan) AS revenue_yuan,
-        clean_text(proof)        AS proof
+        NULLIF(waybill_no, '')    AS waybill_no,
+        NULLIF(company, '')       AS company,
+        NULLIF(delivered_at, '')  AS delivered_at,
+        NULLIF(village_code, '')  AS village_code,
+        NULLIF(distance_km, '')   AS distance_km,
+        NULLIF(cost_yuan, '')     AS cost_yuan,
+        NULLIF(revenue_yuan, '')  AS revenue_yuan,
+        NULLIF(proof, '')         AS proof
     FROM raw_logs
 ),
 typed AS (
@@ -43,9 +38,12 @@ typed AS (
         cost_yuan                                      AS cost_text,
         revenue_yuan                                   AS revenue_text,
         proof,
-        TRY_STRPTIME(translate(delivered_at, '/T', '- '),
-                     ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d %H:%M:%S.%f'])
-                                                       AS delivered_at,
+        -- the usual form first (fast); the others only for the rows it does not fit
+        COALESCE(
+            TRY_STRPTIME(delivered_at, '%Y-%m-%d %H:%M:%S'),
+            TRY_STRPTIME(translate(delivered_at, '/T', '- '),
+                         ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d %H:%M:%S.%f'])
+        )                                              AS delivered_at,
         TRY_CAST(distance_km  AS DECIMAL(18, 6))       AS distance_km,
         TRY_CAST(cost_yuan    AS DECIMAL(18, 6))       AS cost_yuan,
         TRY_CAST(revenue_yuan AS DECIMAL(18, 6))       AS revenue_yuan

@@ -2,18 +2,26 @@
 --
 -- purpose: one pass over the input: type it (parsed), look up company, village and policy
 --          version, and give each row the first failing reason in SPEC order, with a detail
---          naming the column and value. Rows that pass keep only what the settlement needs, in
---          compact types; rows that fail also keep their values as they arrived, for rejects.
+--          naming the column and value. Each row keeps only what the settlement needs, in
+--          compact types (a village is an ENUM of the registry); a row that fails also keeps its
+--          values as they arrived and the detail, packed in one text column `rejected`
+--          (fields separated by chr(31), '' for none; 25_rejects.sql unpacks it), so that the
+--          millions of rows that pass cost nothing for it.
 --          DUPLICATE and ALREADY_SETTLED need every row at once: 22_repeats.sql.
 -- inputs:  parsed (over raw_logs), company_dim, village_dim, policy_days, run_params
--- outputs: rows
+-- outputs: validated (a view over one batch of raw_logs: settlement/rules.py appends each batch
+--          of the input to the table `rows`, so the input is never held whole)
 -- grain:   one row per input row
 
-CREATE OR REPLACE TEMP TABLE rows AS
+-- one field of `rejected`: '' for none, and the separator itself never inside
+CREATE OR REPLACE TEMP MACRO packed(x) AS COALESCE(replace(x, chr(31), ' '), '');
+
+CREATE OR REPLACE TEMP VIEW validated AS
 WITH joined AS (
     SELECT
         p.*,
         c.company                              AS company_code,
+        v.village,
         v.county_code,
         v.league_code                          AS village_league_code,
         v.urban_rural_code,
@@ -44,45 +52,41 @@ checked AS (
     FROM joined j, run_params r
 )
 SELECT
-    k.file_no,
-    k.source_row,
+    CAST(k.file_no AS INTEGER)                                 AS file_no,
+    CAST(k.source_row AS INTEGER)                              AS source_row,
     k.waybill_no,
     k.company_code                                             AS company,
-    k.village_code,
-    k.county_code,
+    k.village,
     k.delivered_at,
     k.distance_km,
     k.cost_yuan,
     k.revenue_yuan,
     k.proof,
     k.version_id,
-    k.reason_code,
-    -- rejected rows only: the values as they arrived, and what failed
-    CASE WHEN k.reason_code IS NOT NULL THEN k.company END      AS company_text,
-    CASE WHEN k.reason_code IS NOT NULL THEN k.delivered_at_text END AS delivered_at_text,
-    CASE WHEN k.reason_code IS NOT NULL THEN k.distance_text END AS distance_text,
-    CASE WHEN k.reason_code IS NOT NULL THEN k.cost_text END    AS cost_text,
-    CASE WHEN k.reason_code IS NOT NULL THEN k.revenue_text END AS revenue_text,
-    CASE k.reason_code
-        WHEN 'MALFORMED'       THEN k.malformed_detail
-        WHEN 'UNKNOWN_COMPANY' THEN '企业编码“' || left(k.company, 40) || '”未在 companies.toml 中登记'
-        WHEN 'UNKNOWN_VILLAGE' THEN '嘎查村代码 ' || k.village_code || ' 不在2023年统计用区划代码中'
-        WHEN 'WRONG_LEAGUE'    THEN '嘎查村 ' || k.village_code || ' 属于盟市 ' || k.village_league_code
-                                    || '，本次结算盟市为 ' || r.league_code
-        WHEN 'NOT_RURAL'       THEN '城乡分类代码 ' || k.urban_rural_code || ' 不在补贴范围（'
-                                    || r.eligible_codes || '）内'
-        WHEN 'OUTSIDE_PERIOD'  THEN '签收时间 ' || strftime(k.delivered_at, '%Y-%m-%d %H:%M:%S')
-                                    || ' 不在结算月份 ' || strftime(r.month_start, '%Y-%m') || ' 内'
-        WHEN 'NO_POLICY'       THEN strftime(k.delivered_at, '%Y-%m-%d') || ' 没有有效的政策版本'
-        WHEN 'BAD_DISTANCE'    THEN '派送距离 ' || k.distance_text || ' 公里，应在 0 至 '
-                                    || r.max_distance_text || ' 公里之间'
-        WHEN 'BAD_COST'        THEN CASE WHEN k.revenue_yuan < 0
-                                         THEN '派费收入 ' || k.revenue_text || ' 元为负数'
-                                         ELSE '派送成本 ' || k.cost_text || ' 元，应在 0 至 '
-                                              || r.max_cost_text || ' 元之间'
-                                    END
-        WHEN 'NO_PROOF'        THEN '政策要求妥投凭证，签收方式(proof)为空'
-    END                                                        AS detail
+    CAST(k.reason_code AS reason_t)                            AS reason_code,
+    CASE WHEN k.reason_code IS NOT NULL THEN
+        packed(k.company) || chr(31) || packed(k.delivered_at_text) || chr(31)
+        || packed(k.village_code) || chr(31) || packed(k.distance_text) || chr(31)
+        || packed(k.cost_text) || chr(31) || packed(k.revenue_text) || chr(31)
+        || packed(CASE k.reason_code
+            WHEN 'MALFORMED'       THEN k.malformed_detail
+            WHEN 'UNKNOWN_COMPANY' THEN '企业编码“' || left(k.company, 40) || '”未在 companies.toml 中登记'
+            WHEN 'UNKNOWN_VILLAGE' THEN '嘎查村代码 ' || k.village_code || ' 不在2023年统计用区划代码中'
+            WHEN 'WRONG_LEAGUE'    THEN '嘎查村 ' || k.village_code || ' 属于盟市 ' || k.village_league_code
+                                        || '，本次结算盟市为 ' || r.league_code
+            WHEN 'NOT_RURAL'       THEN '城乡分类代码 ' || k.urban_rural_code || ' 不在补贴范围（'
+                                        || r.eligible_codes || '）内'
+            WHEN 'OUTSIDE_PERIOD'  THEN '签收时间 ' || strftime(k.delivered_at, '%Y-%m-%d %H:%M:%S')
+                                        || ' 不在结算月份 ' || strftime(r.month_start, '%Y-%m') || ' 内'
+            WHEN 'NO_POLICY'       THEN strftime(k.delivered_at, '%Y-%m-%d') || ' 没有有效的政策版本'
+            WHEN 'BAD_DISTANCE'    THEN '派送距离 ' || k.distance_text || ' 公里，应在 0 至 '
+                                        || r.max_distance_text || ' 公里之间'
+            WHEN 'BAD_COST'        THEN CASE WHEN k.revenue_yuan < 0
+                                             THEN '派费收入 ' || k.revenue_text || ' 元为负数'
+                                             ELSE '派送成本 ' || k.cost_text || ' 元，应在 0 至 '
+                                                  || r.max_cost_text || ' 元之间'
+                                        END
+            WHEN 'NO_PROOF'        THEN '政策要求妥投凭证，签收方式(proof)为空'
+            END)
+    END                                                        AS rejected
 FROM checked k, run_params r;
-
-DROP VIEW parsed;

@@ -30,7 +30,7 @@ ranked AS (
     WHERE hash(p.waybill_no) IN (SELECT h FROM repeated)
     WINDOW w AS (
         PARTITION BY p.waybill_no
-        ORDER BY p.delivered_at, CAST(p.company AS VARCHAR), p.village_code, p.distance_km,
+        ORDER BY p.delivered_at, CAST(p.company AS VARCHAR), CAST(p.village AS VARCHAR), p.distance_km,
                  p.cost_yuan, p.revenue_yuan NULLS FIRST, p.proof NULLS FIRST,
                  CAST(f.source_file AS VARCHAR), p.source_row
     )
@@ -55,6 +55,6 @@ settled AS (
     WHERE NOT EXISTS (SELECT 1 FROM duplicates d
                       WHERE d.file_no = p.file_no AND d.source_row = p.source_row)
 )
-SELECT * EXCLUDE (reason_code, detail, reason_code_late, detail_late),
+SELECT * EXCLUDE (reason_code, rejected, reason_code_late, detail_late),
        reason_code_late AS reason_code, detail_late AS detail
 FROM (SELECT * FROM duplicates UNION ALL BY NAME SELECT * FROM settled);

@@ -15,15 +15,17 @@ CREATE OR REPLACE TEMP MACRO plain_decimal(x) AS
 
 CREATE OR REPLACE TEMP TABLE rejects_out AS
 WITH early AS (
-    SELECT file_no, source_row, waybill_no, company_text AS company,
-           delivered_at_text AS delivered_at, village_code, distance_text AS distance_km,
-           cost_text AS cost_yuan, revenue_text AS revenue_yuan, proof, reason_code, detail
-    FROM rows
-    WHERE reason_code IS NOT NULL
+    SELECT file_no, source_row, waybill_no,
+           NULLIF(f[1], '') AS company, NULLIF(f[2], '') AS delivered_at,
+           NULLIF(f[3], '') AS village_code, NULLIF(f[4], '') AS distance_km,
+           NULLIF(f[5], '') AS cost_yuan, NULLIF(f[6], '') AS revenue_yuan, proof,
+           CAST(reason_code AS VARCHAR) AS reason_code, NULLIF(f[7], '') AS detail
+    FROM (SELECT *, string_split(rejected, chr(31)) AS f FROM rows WHERE reason_code IS NOT NULL)
 ),
 late AS (
     SELECT file_no, source_row, waybill_no, CAST(company AS VARCHAR) AS company,
-           strftime(delivered_at, '%Y-%m-%d %H:%M:%S') AS delivered_at, village_code,
+           strftime(delivered_at, '%Y-%m-%d %H:%M:%S') AS delivered_at,
+           CAST(village AS VARCHAR) AS village_code,
            plain_decimal(distance_km) AS distance_km, plain_decimal(cost_yuan) AS cost_yuan,
            plain_decimal(revenue_yuan) AS revenue_yuan, proof, reason_code, detail
     FROM late_rejects

@@ -6,8 +6,8 @@
 --          village's monthly accepted volume (all companies; no matching tier = ×1), then
 --          rate_fen = floor(100 × min(base × multiplier, cap_yuan, max_cost_share × cost)).
 --          Everything but the cost share depends only on village, version and band, so it is
---          worked out once per village × version × band (village_bands) and each parcel needs
---          one join. The parcels themselves stay a view (rated): 40_units.sql and
+--          worked out once per village × version × band (village_bands, band_rate_fen) and each
+--          parcel needs one join and min(band_rate_fen, floor(100 × share × cost)). The parcels themselves stay a view (rated): 40_units.sql and
 --          70_ledger.sql each read it in one pass.
 -- inputs:  rows, late_rejects, village_dim, area_villages, area_counties, rate_bands,
 --          volume_tiers, policy_versions, policy_days, prior_villages (empty unless a
@@ -25,13 +25,13 @@ WHERE r.reason_code IS NULL
 
 -- A supplementary run also counts the parcels the month's earlier runs settled (prior_villages).
 CREATE OR REPLACE TEMP TABLE village_volume AS
-SELECT village_code, CAST(SUM(parcels) AS BIGINT) AS village_volume
+SELECT village, CAST(village AS VARCHAR) AS village_code, CAST(SUM(parcels) AS BIGINT) AS village_volume
 FROM (
-    SELECT village_code, COUNT(*) AS parcels FROM accepted GROUP BY village_code
+    SELECT village, COUNT(*) AS parcels FROM accepted GROUP BY village
     UNION ALL
-    SELECT village_code, parcels FROM prior_villages
+    SELECT CAST(village_code AS village_t), parcels FROM prior_villages
 )
-GROUP BY village_code;
+GROUP BY village;
 
 -- The smallest tier whose up_to holds the village's volume, per version in force.
 CREATE OR REPLACE TEMP TABLE village_tier AS
@@ -47,7 +47,9 @@ GROUP BY vv.village_code, t.version_id;
 CREATE OR REPLACE TEMP TABLE village_bands AS
 WITH classed AS (
     SELECT
+        vv.village,
         vv.village_code,
+        v.county_code,
         vv.village_volume,
         pv.version_id,
         COALESCE(av.area_class, ac.area_class, 'default')      AS area_class,
@@ -62,7 +64,8 @@ WITH classed AS (
     WHERE pv.version_id IN (SELECT CAST(version_id AS VARCHAR) FROM policy_days)
 )
 SELECT
-    k.village_code,
+    k.village,
+    k.county_code,
     CAST(k.version_id AS version_t)                            AS version_id,
     CAST(k.area_class AS area_t)                               AS area_class,
     k.village_volume,
@@ -72,9 +75,12 @@ SELECT
     b.distance_to_km                                           AS band_to_km,
     b.rate_yuan                                                AS base_rate_yuan,
     k.cap_yuan,
-    CAST(k.max_cost_share AS DECIMAL(38, 6))                   AS max_cost_share,
-    LEAST(CAST(b.rate_yuan AS DECIMAL(38, 6)) * COALESCE(vt.volume_multiplier, 1), k.cap_yuan)
-                                                               AS capped_rate_yuan
+    k.max_cost_share,
+    -- floor(100 × min(base × multiplier, cap)): the most a parcel of this band may get
+    CAST(FLOOR(100 * LEAST(CAST(b.rate_yuan AS DECIMAL(38, 6)) * COALESCE(vt.volume_multiplier, 1),
+                           k.cap_yuan)) AS INTEGER)            AS band_rate_fen,
+    -- max_cost_share in millionths (exact: it has 6 decimals), for integer arithmetic below
+    CAST(k.max_cost_share * 1000000 AS BIGINT)                 AS share_millionths
 FROM classed k
 JOIN rate_bands b ON b.version_id = k.version_id AND b.area_class = k.area_class
 LEFT JOIN village_tier vt ON vt.village_code = k.village_code AND vt.version_id = k.version_id;
@@ -82,19 +88,24 @@ LEFT JOIN village_tier vt ON vt.village_code = k.village_code AND vt.version_id 
 CREATE OR REPLACE TEMP VIEW rated AS
 SELECT
     a.*,
+    vb.county_code,
     vb.area_class,
     vb.band_from_km,
     vb.band_to_km,
     vb.base_rate_yuan,
     vb.village_volume,
     vb.volume_multiplier,
-    CAST(FLOOR(100 * LEAST(
-        vb.capped_rate_yuan,
-        COALESCE(vb.max_cost_share * a.cost_yuan, vb.cap_yuan)
-    )) AS INTEGER)                                             AS rate_fen
+    -- floor(100 × min(x, y)) = min(floor(100x), floor(100y)); the cost share in integers:
+    -- cost in millionths of a 元 × share in millionths = 元 × 10^-12, so 分 = that // 10^10
+    -- (exact: cost ≤ max_cost_yuan keeps the product far inside BIGINT)
+    CASE WHEN vb.share_millionths IS NULL THEN vb.band_rate_fen
+         ELSE LEAST(vb.band_rate_fen,
+                    CAST(CAST(a.cost_yuan * 1000000 AS BIGINT) * vb.share_millionths
+                         // 10000000000 AS INTEGER))
+    END                                                        AS rate_fen
 FROM accepted a
 JOIN village_bands vb
-  ON vb.village_code = a.village_code
+  ON vb.village = a.village
  AND vb.version_id = a.version_id
  AND a.distance_km >= vb.band_from_km
  AND (vb.band_to_km IS NULL OR a.distance_km < vb.band_to_km);

@@ -16,7 +16,7 @@ CREATE OR REPLACE TEMP VIEW ledger_out AS
 SELECT
     a.waybill_no,
     a.company,
-    a.village_code,
+    a.village                                              AS village_code,
     a.county_code,
     a.delivered_at,
     a.distance_km,

@@ -14,10 +14,19 @@ rows_in AS (
     FROM runs r LEFT JOIN counted c USING (run_id)
     WHERE r.status = 'current' AND r.rows_in <> COALESCE(c.n, 0)
 ),
+all_rows AS (
+    SELECT run_id, source_file, source_row, hash(run_id, source_file, source_row) AS h FROM ledger
+    UNION ALL
+    SELECT run_id, source_file, source_row, hash(run_id, source_file, source_row) FROM rejects
+),
+-- the 64-bit hash finds the candidates cheaply; only they are compared in full
+repeated AS (
+    SELECT h FROM all_rows GROUP BY h HAVING COUNT(*) > 1
+),
 twice AS (
     SELECT run_id, source_file, source_row, '同一输入行出现 ' || COUNT(*) || ' 次' AS problem
-    FROM (SELECT run_id, source_file, source_row FROM ledger
-          UNION ALL SELECT run_id, source_file, source_row FROM rejects)
-    GROUP BY ALL HAVING COUNT(*) > 1
+    FROM all_rows
+    WHERE h IN (SELECT h FROM repeated)
+    GROUP BY run_id, source_file, source_row HAVING COUNT(*) > 1
 )
 SELECT * FROM rows_in UNION ALL SELECT * FROM twice
