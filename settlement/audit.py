@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from . import SQL_DIR
+from .db import bound, scratch_connection
 from .errors import RefusedError, SettlementError, UsageError
 from .outputs import PART_FILE, manifest_path, sha256_file
 
@@ -69,6 +70,7 @@ def open_readonly(store: Path) -> duckdb.DuckDBPyConnection:
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     try:
         con = duckdb.connect(str(store), read_only=True, config=config)
+        bound(con)
     except duckdb.Error as exc:
         raise SettlementError(
             f"无法以只读方式打开结算库 {store}：{str(exc).splitlines()[0]}"
@@ -250,7 +252,7 @@ def staged_audit_connection(
     the published Parquet (less the partition a regular run replaces) plus the staged files,
     and the store's current runs plus this one."""
     league, month = run["league_code"], run["month"]
-    con = duckdb.connect(":memory:")
+    con = scratch_connection()
     for kind in ("ledger", "rejects", "units"):
         files = [
             str(p)
@@ -441,7 +443,7 @@ def _verify_totals(out_dir: Path, run: dict, manifest: dict, report: VerifyRepor
     }
     if not all(p.exists() for p in paths.values()):
         return
-    con = duckdb.connect(":memory:")
+    con = scratch_connection()
     try:
         ledger_fen, parcels = con.execute(
             "SELECT COALESCE(SUM(subsidy_fen), 0), COUNT(*) FROM read_parquet(?)",

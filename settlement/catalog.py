@@ -41,11 +41,11 @@ REJECTS = {
     "source_row": "1-based data row in that file",
     "waybill_no": "运单号 as logged (text)",
     "company": "company as logged (text)",
-    "delivered_at": "签收时间 as logged (text)",
+    "delivered_at": "签收时间 as logged (text; DUPLICATE/ALREADY_SETTLED rows, which parsed cleanly: YYYY-MM-DD HH:MM:SS)",
     "village_code": "village code as logged (text)",
-    "distance_km": "distance as logged (text)",
-    "cost_yuan": "cost as logged (text)",
-    "revenue_yuan": "revenue as logged (text)",
+    "distance_km": "distance as logged (text; DUPLICATE/ALREADY_SETTLED rows: the parsed number, e.g. 12.5)",
+    "cost_yuan": "cost as logged (text; DUPLICATE/ALREADY_SETTLED rows: the parsed number)",
+    "revenue_yuan": "revenue as logged (text; DUPLICATE/ALREADY_SETTLED rows: the parsed number)",
     "proof": "proof as logged (text)",
     "reason_code": "first failing reason, SPEC §4.1 (MALFORMED … ALREADY_SETTLED)",
     "reason": "the reason in Chinese",
@@ -95,7 +95,11 @@ RUNS = {
     "budget_available_fen": "what the month could pay (NULL: budget rule none)",
 }
 TABLES = {
-    "ledger": ("view", "one row per accepted parcel (Parquet under <out>/ledger)", LEDGER),
+    "ledger": (
+        "view",
+        "one row per accepted parcel, in no particular order (Parquet under <out>/ledger)",
+        LEDGER,
+    ),
     "rejects": ("view", "one row per rejected input row (Parquet under <out>/rejects)", REJECTS),
     "units": ("view", "one row per break-even unit and run (Parquet under <out>/units)", UNITS),
     "runs": ("table", "every run, current or superseded", RUNS),

@@ -189,7 +189,9 @@ def main() -> None:
 @out_option("输出目录。")
 @store_path_option("结算库（DuckDB 文件），默认 <out>/settlement.duckdb。")
 @click.option(
-    "--memory-limit", default=None, help="DuckDB 内存上限，如 2GB（默认 4GB，超出部分写入磁盘）。"
+    "--memory-limit",
+    default=None,
+    help="DuckDB 内存上限，如 2GB（默认 1536MB，超出部分暂存磁盘）。",
 )
 @click.option(
     "--supplementary",

@@ -20,6 +20,7 @@ from . import __version__
 from .audit import run_audits, staged_audit_connection
 from .catalog import reference_tables
 from .config import Config
+from .db import connect
 from .errors import RefusedError, SettlementError
 from .ingest import InputFile, LogStream
 from .lock import store_lock
@@ -42,7 +43,6 @@ from .rules import (
     PIPELINE,
     READ,
     VALIDATION,
-    connect,
     load_config,
     load_store,
     read_rows,

@@ -36,9 +36,6 @@ SETTLE = (
 )
 PIPELINE = READ + SETTLE
 VALIDATION = READ + SETTLE[:2]
-#: DuckDB keeps its tables and hash tables within this and spills the rest to temp_dir; the
-#: input is streamed in batches, so the process stays near this size whatever the month's size.
-DEFAULT_MEMORY_LIMIT = "1536MB"
 
 
 def _plain(d: Decimal) -> str:
@@ -264,16 +261,3 @@ def run_sql(
         if progress:
             progress(f"执行 sql/{name}")
         con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
-
-
-def connect(
-    memory_limit: str | None = None, temp_dir: Path | None = None
-) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for one settlement, spilling to temp_dir past the limit."""
-    con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
-    if temp_dir is not None:
-        temp_dir.mkdir(parents=True, exist_ok=True)
-        con.execute("SET temp_directory = ?", [str(temp_dir)])
-    con.execute("SET preserve_insertion_order = false")
-    return con

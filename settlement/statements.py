@@ -22,6 +22,7 @@ import polars as pl
 
 from . import SQL_DIR
 from .config import Config
+from .db import scratch_connection
 from .errors import RefusedError
 from .money import fen_to_yuan, format_yuan, rmb_upper
 from .outputs import PART_FILE, manifest_path, partition, sha256_file
@@ -68,7 +69,7 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
     if not ledger.exists():
         raise RefusedError(f"盟市 {league} {month} 尚未结算（没有 {ledger}），无法生成结算单")
     manifest = json.loads(manifest_path(out_dir, league, str(month)).read_text(encoding="utf-8"))
-    con = duckdb.connect(":memory:")
+    con = scratch_connection()
     for kind in ("ledger", "rejects", "units"):
         path = out_dir / partition(kind, league, str(month)) / PART_FILE
         quoted = str(path).replace("'", "''")

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from .catalog import apply_comments
+from .db import bound
 from .errors import RefusedError, SettlementError
 from .period import Month
 
@@ -94,6 +95,7 @@ def open_store(path: Path) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path))
+        bound(con)
     except duckdb.IOException as exc:
         raise SettlementError(f"无法打开结算库 {path}：{str(exc).splitlines()[0]}") from None
     _migrate(con)

@@ -293,3 +293,63 @@ def test_float_trap_029(tmp_path):
     ).write_parquet(pq)
     df, _ = read_logs([pq])
     assert settle_rows(cfg, df).rate() == {"P": 29}
+
+
+def _late_gbk(tmp_path, ascii_rows: int):
+    """A GBK file whose first rows are plain ASCII: it looks like UTF-8 until later."""
+    lines = [f"W{i},ZTO,2025-03-05 10:00,{V1},12.5,0.75,0.12,sign\n" for i in range(ascii_rows)]
+    lines.append(f"SF001,ZTO,2025-03-05 10:00,{V1},12.5,0.75,0.12,签名\n")
+    path = tmp_path / "late.csv"
+    path.write_bytes((EN + "".join(lines)).encode("gbk"))
+    return path
+
+
+def test_gbk_past_the_sniffed_prefix_is_read_again_whole(tmp_path, monkeypatch):
+    from settlement import ingest
+
+    monkeypatch.setattr(ingest, "SNIFF_BYTES", 256)
+    path = _late_gbk(tmp_path, 20)
+    df, info = read_log_file(path)
+    assert info.encoding == "gb18030" and info.rows == 21 == df.height
+    assert df.row(20, named=True)["proof"] == "签名"
+    # the engine streams into DuckDB and must start the file again, losing no row
+    cfg = tiny_config(tmp_path)
+    from settlement.engine import compute
+    from settlement.ingest import LogStream
+    from settlement.period import Month
+
+    with compute(cfg, "150700", Month.parse("2025-03"), LogStream([path]), None, "T") as con:
+        got = con.execute(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE proof = '签名') FROM ledger_out"
+        ).fetchall()
+    assert got == [(21, 1)]
+
+
+def test_mixed_encoding_past_the_sniffed_prefix_is_refused(tmp_path, monkeypatch):
+    from settlement import ingest
+
+    monkeypatch.setattr(ingest, "SNIFF_BYTES", 256)
+    path = tmp_path / "mixed.csv"
+    utf8 = "".join(f"W{i},ZTO,2025-03-05 10:00,{V1},1,1,1,签名\n" for i in range(10))
+    path.write_bytes(
+        (EN + utf8).encode("utf-8") + f"X,ZTO,2025-03-05 10:00,{V1},1,1,1,签名\n".encode("gbk")
+    )
+    with pytest.raises(InputFileError, match="文件混用了两种编码：第 2 行是 UTF-8，第 12 行不是"):
+        read_logs([path])
+
+
+def test_batches_keep_row_numbers_across_batch_boundaries(tmp_path):
+    from settlement.ingest import LogStream
+
+    path = tmp_path / "many.csv"
+    path.write_text(
+        EN + "".join(f"W{i},ZTO,2025-03-05 10:00,{V1},1,1,1,x\n" for i in range(1, 1001)),
+        encoding="utf-8",
+    )
+    stream = LogStream([path], batch_rows=64)
+    frames = list(stream.frames())
+    assert len(frames) > 1
+    together = pl.concat(frames)
+    assert together["source_row"].to_list() == list(range(1, 1001))
+    assert together["waybill_no"].to_list() == [f"W{i}" for i in range(1, 1001)]
+    assert [f.rows for f in stream.inputs] == [1000]

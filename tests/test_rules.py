@@ -350,3 +350,29 @@ def test_budget_applies_after_breakeven(tmp_path):
     result = settle_rows(cfg, BREAKEVEN_ROWS)
     units = {u["unit_key"]: u["subsidy_fen"] for u in result.units.to_dicts()}
     assert units == {"ZTO|150702": 3, "ZTO|150783": 7, "YTO|150702": 4, "YTO|150783": 0}
+
+
+def test_rejects_keep_text_as_it_arrived_or_in_standard_form(tmp_path):
+    # An early reject keeps the text as it arrived; a DUPLICATE parsed cleanly and shows its
+    # values in standard form (the row itself is named by file and row number).
+    cfg = tiny_config(tmp_path)
+    rows = [
+        row("D", at="2025/03/05T10:00", km="5.50", cost="2.00"),
+        row("D", at="2025/03/06T10:00", km="7.50", cost="2.10"),
+        row("B", km="-1.50"),
+    ]
+    got = {(r["waybill_no"], r["source_row"]): r for r in settle_rows(cfg, rows).rejects.to_dicts()}
+    dup = got[("D", 2)]
+    assert (dup["reason_code"], dup["delivered_at"], dup["distance_km"], dup["cost_yuan"]) == (
+        "DUPLICATE",
+        "2025-03-06 10:00:00",
+        "7.5",
+        "2.1",
+    )
+    assert dup["detail"] == "与 t.csv 第 1 行的运单号相同，该行已受理"
+    bad = got[("B", 3)]
+    assert (bad["reason_code"], bad["distance_km"], bad["cost_yuan"]) == (
+        "BAD_DISTANCE",
+        "-1.50",
+        "2.00",
+    )

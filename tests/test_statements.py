@@ -451,3 +451,40 @@ def test_long_listings_go_to_csv_beside_the_xlsx(settled, monkeypatch):
     manifest = json.loads((folder / "statements.json").read_text(encoding="utf-8"))
     assert {"ZTO.detail.csv", "ZTO.rejects.csv"} <= set(manifest["files"])
     assert cli("verify", "--out", out).exit_code == 0
+
+
+def test_detail_over_excel_limit_is_exported_on_request(settled, monkeypatch, tmp_path):
+    from settlement import statements
+
+    cfg, out = settled
+    monkeypatch.setattr(statements, "XLSX_LISTING_MAX_ROWS", 0)
+    monkeypatch.setattr(statements, "CSV_LISTING_MAX_ROWS", 1)
+    base = ("statement", "--league", "150700", "--month", "2025-03", "--out", out)
+    result = cli(*base, "--config", cfg)
+    assert result.exit_code == 0, result.output
+    folder = out / "statements" / PART
+    assert not (folder / "ZTO.detail.csv").exists()  # 2 parcels > 1: not written with the run
+    note = openpyxl.load_workbook(folder / "ZTO.xlsx")["投递量明细表"]["A2"].value
+    assert note == (
+        "投递量明细共 2 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
+        "ledger/league=150700/month=2025-03/，或运行 settle statement --league 150700 "
+        "--month 2025-03 --company ZTO --detail-csv 文件名.csv 导出"
+    )
+    target = tmp_path / "export" / "zto.csv"
+    result = cli(*base, "--config", cfg, "--company", "ZTO", "--detail-csv", target)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{target}  投递量明细 2 件"
+    rows = list(csv.reader(target.read_text(encoding="utf-8-sig").splitlines()))
+    assert [r[0] for r in rows] == ["运单号", "A1", "A2"]
+    assert cli("verify", "--out", out).exit_code == 0  # exporting changed nothing published
+
+
+def test_detail_csv_needs_a_company_with_parcels(settled, tmp_path):
+    cfg, out = settled
+    base = ("statement", "--league", "150700", "--month", "2025-03", "--out", out, "--config", cfg)
+    result = cli(*base, "--detail-csv", tmp_path / "x.csv")
+    assert result.exit_code == 2
+    assert "--detail-csv 需要同时指定 --company" in result.output
+    result = cli(*base, "--company", "SF", "--detail-csv", tmp_path / "x.csv")
+    assert result.exit_code == 2
+    assert "企业 SF 在盟市 150700 2025-03 没有受理的投递" in result.output
