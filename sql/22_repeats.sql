@@ -13,7 +13,7 @@
 -- grain:   one row per input row rejected as DUPLICATE or ALREADY_SETTLED
 
 CREATE OR REPLACE TEMP TABLE late_rejects AS
-WITH passing AS (
+WITH passing AS NOT MATERIALIZED (
     SELECT * FROM rows WHERE reason_code IS NULL
 ),
 repeated AS (

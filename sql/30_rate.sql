@@ -16,12 +16,12 @@
 --          unit_rates
 -- grain:   rated: one row per accepted parcel; unit_rates: one row per company × 旗县 × rate_fen
 
+-- (an ANTI JOIN, not NOT EXISTS: the correlated form makes DuckDB de-duplicate every row first)
 CREATE OR REPLACE TEMP VIEW accepted AS
 SELECT r.*
 FROM rows r
-WHERE r.reason_code IS NULL
-  AND NOT EXISTS (SELECT 1 FROM late_rejects l
-                  WHERE l.file_no = r.file_no AND l.source_row = r.source_row);
+ANTI JOIN late_rejects l ON l.file_no = r.file_no AND l.source_row = r.source_row
+WHERE r.reason_code IS NULL;
 
 -- A supplementary run also counts the parcels the month's earlier runs settled (prior_villages).
 CREATE OR REPLACE TEMP TABLE village_volume AS
