@@ -7,7 +7,8 @@
 --          finding a parcel's version is an equality join, not a date-range join.
 -- inputs:  companies, villages, reason_codes, eligible_urban_rural, policy_versions, area_villages,
 --          area_counties, rate_bands, input_files, run_params
--- outputs: types company_t, village_t, county_t, version_t, area_t, unit_t, file_t, reason_t;
+-- outputs: types company_t, village_t, county_t, version_t, area_t, unit_t, file_t, reason_t,
+--          run_t, revenue_source_t;
 --          company_dim, village_dim, policy_days, unit_map, file_dim
 -- grain:   company_dim: one row per company code; village_dim: per registry village;
 --          policy_days: per day of the month with a version in force; unit_map: per company ×
@@ -25,6 +26,8 @@ CREATE TYPE area_t AS ENUM (
         UNION SELECT area_class FROM area_villages UNION SELECT 'default')
     ORDER BY area_class);
 CREATE TYPE file_t AS ENUM (SELECT source_file FROM input_files ORDER BY source_file);
+CREATE TYPE run_t AS ENUM (SELECT run_id FROM run_params);
+CREATE TYPE revenue_source_t AS ENUM ('log', 'company', 'policy');
 
 CREATE OR REPLACE TEMP TABLE company_dim AS
 SELECT code, CAST(code AS company_t) AS company, default_revenue_yuan

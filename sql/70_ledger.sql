@@ -22,9 +22,9 @@ SELECT
     a.distance_km,
     a.cost_yuan,
     COALESCE(a.revenue_yuan, c.default_revenue_yuan, r.default_revenue_yuan) AS revenue_yuan,
-    CASE WHEN a.revenue_yuan IS NOT NULL THEN 'log'
-         WHEN c.default_revenue_yuan IS NOT NULL THEN 'company'
-         ELSE 'policy' END                                 AS revenue_source,
+    CASE WHEN a.revenue_yuan IS NOT NULL THEN 'log'::revenue_source_t
+         WHEN c.default_revenue_yuan IS NOT NULL THEN 'company'::revenue_source_t
+         ELSE 'policy'::revenue_source_t END               AS revenue_source,
     a.proof,
     a.area_class,
     a.version_id                                           AS policy_version,
@@ -48,4 +48,4 @@ JOIN alloc_groups g
 LEFT JOIN alloc_thresholds t ON t.unit_key = g.unit_key
 JOIN company_dim c ON c.company = a.company
 JOIN file_dim f ON f.file_no = a.file_no
-CROSS JOIN run_params r;
+CROSS JOIN (SELECT CAST(run_id AS run_t) AS run_id, default_revenue_yuan FROM run_params) r;

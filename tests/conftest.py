@@ -222,19 +222,15 @@ def settle_rows(
     """Settle rows in memory (no files written) and return the result tables."""
     df = rows if isinstance(rows, pl.DataFrame) else frame(rows)
     with compute(cfg, league, Month.parse(month), df, store, "TEST") as con:
+        # the ledger's ENUM columns as text, as they read back from Parquet
+        enums = [
+            name
+            for name, kind, *_ in con.execute("DESCRIBE ledger_out").fetchall()
+            if kind.startswith("ENUM")
+        ]
         text = (
             "SELECT * REPLACE ("
-            + ", ".join(
-                f"CAST({c} AS VARCHAR) AS {c}"
-                for c in (
-                    "company",
-                    "county_code",
-                    "area_class",
-                    "policy_version",
-                    "unit_key",
-                    "source_file",
-                )
-            )
+            + ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in enums)
             + ") FROM ledger_out"
         )
         cursor = con.execute("SELECT * FROM budget")
