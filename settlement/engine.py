@@ -9,6 +9,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,16 +272,22 @@ def _settle_locked(
         journal_rel = Path("journal") / f"{run_id}.json"
         stage_text(staging, manifest_rel, text)
         stage_text(staging, journal_rel, text)
+        reference = reference_tables(cfg)
+        audit = (store, reference, staging, out_dir, manifest, supplementary, say)
         if supplementary:  # its files go beside the month's own
             items = [partition(kind, league, str(month)) / part for kind in KINDS]
+            _audit_before_publishing(*audit)
         else:  # a regular run replaces the month's partitions whole, statements included
-            say("生成结算单")
-            render(staging, cfg, league, month, store, source_dir=staging)
+            # the audits read the staged Parquet, the statements write beside it: both at once
+            # (DuckDB and hashlib release the GIL, so they share the two cores)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settle-audit") as pool:
+                audits = pool.submit(_audit_before_publishing, *audit)
+                say("生成结算单")
+                render(staging, cfg, league, month, store, source_dir=staging)
+                audits.result()
             items = [partition(kind, league, str(month)) for kind in (*KINDS, "statements")]
         items += [manifest_rel, journal_rel]
         crash_point("staged")
-        reference = reference_tables(cfg)
-        _audit_before_publishing(store, reference, staging, out_dir, manifest, supplementary, say)
         say("发布")
         publish(staging, out_dir, run_id, items)
         crash_point("published")
