@@ -383,7 +383,7 @@ CHUNK_ROWS = 1_000_000
 #: How much of a CSV is looked at to tell UTF-8 from GB18030 before streaming it.
 SNIFF_BYTES = 1 << 20
 STREAM_SCHEMA = pa.schema(
-    [(f, pa.large_string()) for f in FIELDS] + [("file_no", pa.int32()), ("source_row", pa.int64())]
+    [(f, pa.string_view()) for f in FIELDS] + [("file_no", pa.int32()), ("source_row", pa.int64())]
 )
 
 
@@ -527,7 +527,8 @@ class LogStream:
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The batches as Arrow record batches of STREAM_SCHEMA."""
         for frame in self.frames():
-            table = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(STREAM_SCHEMA)
+            # string views: what Polars holds, and the layout of DuckDB's own strings
+            table = frame.to_arrow(compat_level=pl.CompatLevel.newest()).cast(STREAM_SCHEMA)
             yield from table.to_batches()
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:

@@ -3,7 +3,8 @@
 -- purpose: turn the text rows read by Polars into typed fields; name the first field that is
 --          blank or unparsable (SPEC §4.1 MALFORMED) in Chinese, with its column and value.
 -- inputs:  raw_logs  (settlement/ingest.py LogStream: the eight SPEC columns as text stripped of
---                     surrounding white space, file_no (input_files), source_row (1-based row))
+--                     surrounding white space, file_no (input_files), source_row (1-based row)),
+--          village_dim (the registry: a village found there is also looked up here)
 -- outputs: parsed (a view: 20_validate.sql reads it in the same pass)
 -- grain:   one row per input row
 --
@@ -28,26 +29,33 @@ WITH stripped AS (
 ),
 typed AS (
     SELECT
-        file_no,
-        source_row,
-        waybill_no,
-        company,
-        delivered_at                                   AS delivered_at_text,
-        village_code,
-        distance_km                                    AS distance_text,
-        cost_yuan                                      AS cost_text,
-        revenue_yuan                                   AS revenue_text,
-        proof,
+        s.file_no,
+        s.source_row,
+        s.waybill_no,
+        s.company,
+        s.delivered_at                                 AS delivered_at_text,
+        s.village_code,
+        s.distance_km                                  AS distance_text,
+        s.cost_yuan                                    AS cost_text,
+        s.revenue_yuan                                 AS revenue_text,
+        s.proof,
         -- the usual form first (fast); the others only for the rows it does not fit
         COALESCE(
-            TRY_STRPTIME(delivered_at, '%Y-%m-%d %H:%M:%S'),
-            TRY_STRPTIME(translate(delivered_at, '/T', '- '),
+            TRY_STRPTIME(s.delivered_at, '%Y-%m-%d %H:%M:%S'),
+            TRY_STRPTIME(translate(s.delivered_at, '/T', '- '),
                          ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d %H:%M:%S.%f'])
         )                                              AS delivered_at,
-        TRY_CAST(distance_km  AS DECIMAL(18, 6))       AS distance_km,
-        TRY_CAST(cost_yuan    AS DECIMAL(18, 6))       AS cost_yuan,
-        TRY_CAST(revenue_yuan AS DECIMAL(18, 6))       AS revenue_yuan
-    FROM stripped
+        TRY_CAST(s.distance_km  AS DECIMAL(18, 6))     AS distance_km,
+        TRY_CAST(s.cost_yuan    AS DECIMAL(18, 6))     AS cost_yuan,
+        TRY_CAST(s.revenue_yuan AS DECIMAL(18, 6))     AS revenue_yuan,
+        -- the village in the registry (village_dim), if it is there
+        v.village,
+        v.county_code,
+        v.league_code                                  AS village_league_code,
+        v.urban_rural_code,
+        v.rural_eligible
+    FROM stripped s
+    LEFT JOIN village_dim v ON v.village_code = s.village_code
 )
 SELECT
     *,
@@ -65,7 +73,8 @@ SELECT
                  || '”无法识别，应为 YYYY-MM-DD HH:MM[:SS] 的有效日期时间'
         WHEN village_code IS NULL
             THEN '嘎查村代码(village_code)为空'
-        WHEN NOT regexp_full_match(village_code, '[0-9]{12}')
+        -- a code in the registry is 12 digits: the pattern is only tried on the others
+        WHEN village IS NULL AND NOT regexp_full_match(village_code, '[0-9]{12}')
             THEN '嘎查村代码(village_code)“' || left(village_code, 40) || '”不是12位数字'
                  || CASE WHEN village_code ILIKE '%E+%' THEN '（疑被 Excel 转为科学计数法）' ELSE '' END
         WHEN distance_text IS NULL

@@ -8,7 +8,8 @@
 --          (fields separated by chr(31), '' for none; 25_rejects.sql unpacks it), so that the
 --          millions of rows that pass cost nothing for it.
 --          DUPLICATE and ALREADY_SETTLED need every row at once: 22_repeats.sql.
--- inputs:  parsed (over raw_logs), company_dim, village_dim, policy_days, run_params
+-- inputs:  parsed (over raw_logs, with the village looked up), company_dim, policy_days,
+--          run_params
 -- outputs: validated (a view over one batch of raw_logs: settlement/rules.py appends each batch
 --          of the input to the table `rows`, so the input is never held whole)
 -- grain:   one row per input row
@@ -21,15 +22,9 @@ WITH joined AS (
     SELECT
         p.*,
         c.company                              AS company_code,
-        v.village,
-        v.county_code,
-        v.league_code                          AS village_league_code,
-        v.urban_rural_code,
-        v.rural_eligible,
         d.version_id
     FROM parsed p
     LEFT JOIN company_dim c ON c.code = p.company
-    LEFT JOIN village_dim v ON v.village_code = p.village_code
     LEFT JOIN policy_days d ON d.day = CAST(p.delivered_at AS DATE)
 ),
 checked AS (
