@@ -312,6 +312,18 @@ class RawFile:
     size_bytes: int
 
 
+def _kind(path: Path, head: bytes) -> str:
+    """csv, parquet or xlsx: by the file's suffix, else by its first bytes."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is not None:
+        return kind
+    if head[:4] == b"PAR1":
+        return "parquet"
+    if head[:2] == b"PK":
+        return "xlsx"
+    raise InputFileError(path, "不支持的文件类型（应为 .csv、.parquet 或 .xlsx）")
+
+
 def read_raw(path: Path) -> RawFile:
     """Read a CSV, Parquet or XLSX file as a table, or raise InputFileError naming the problem."""
     try:
@@ -319,14 +331,7 @@ def read_raw(path: Path) -> RawFile:
     except OSError as exc:
         raise InputFileError(path, f"无法打开：{exc.strerror}") from None
     digest = hashlib.sha256(data).hexdigest()
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        if data[:4] == b"PAR1":
-            kind = "parquet"
-        elif data[:2] == b"PK":
-            kind = "xlsx"
-        else:
-            raise InputFileError(path, "不支持的文件类型（应为 .csv、.parquet 或 .xlsx）")
+    kind = _kind(path, data)
     encoding = None
     if kind == "csv":
         raw, encoding = _read_csv(data, path)
@@ -469,19 +474,12 @@ class LogStream:
         return stream
 
     def _open(self, no: int, path: Path) -> None:
-        kind = SUFFIXES.get(path.suffix.lower())
         try:
             with path.open("rb") as fh:
                 head = fh.read(SNIFF_BYTES)
         except OSError as exc:
             raise InputFileError(path, f"无法打开：{exc.strerror}") from None
-        if kind is None:
-            if head[:4] == b"PAR1":
-                kind = "parquet"
-            elif head[:2] == b"PK":
-                kind = "xlsx"
-            else:
-                raise InputFileError(path, "不支持的文件类型（应为 .csv、.parquet 或 .xlsx）")
+        kind = _kind(path, head)
         if kind != "csv" or not _utf8_prefix(head):
             self._read_whole(no, path)
             return
