@@ -215,11 +215,15 @@ def _append_rows(con, stream: LogStream, progress, files: tuple[str, ...]) -> No
     worker = threading.Thread(target=produce, name="settle-read", daemon=True)
     worker.start()
     try:
+        done = 0
         while (chunk := chunks.get()) is not None:
             if isinstance(chunk, BaseException):
                 raise chunk
             con.register("raw_logs", chunk)
             con.execute("INSERT INTO rows SELECT * FROM validated")
+            done += chunk.num_rows
+            if progress:
+                progress(f"已读取并校验 {done:,} 行")
     finally:
         stop.set()
         worker.join()

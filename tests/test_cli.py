@@ -416,3 +416,36 @@ def test_demo_refuses_to_clear_a_directory_that_is_not_its_own(tmp_path):
     assert result.exit_code == 2
     assert "不是结算输出的文件（thesis.docx 等），不会清空它" in result.output
     assert (tmp_path / "thesis.docx").read_text() == "precious"
+
+
+def test_progress_on_stderr_and_quiet(tmp_path, cfg_dir):
+    logs = csv(
+        tmp_path / "logs" / "zto.csv",
+        f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
+        f"A2,ZTO,2025-03-06 10:00,{V2},5,2.00,0,签名",
+    )
+    args = ["run", "--league", "150700", "--month", "2025-03", "--config", cfg_dir]
+    loud = CliRunner().invoke(
+        main, [str(a) for a in [*args, "--out", tmp_path / "a", "--logs", logs]]
+    )
+    assert loud.exit_code == 0, loud.output
+    lines = [line.removeprefix("[settle] ") for line in loud.stderr.splitlines()]
+    steps = [
+        f"读取 1/1: {logs}（2 行）",
+        "已读取并校验 2 行",
+        "共读取 2 行，开始结算 150700 2025-03",
+        "执行 sql/22_repeats.sql",
+        "执行 sql/70_ledger.sql",
+        "写出 Parquet",
+        "生成结算单",
+        "发布",
+        "写入结算库",
+        "完成：2 件受理，补贴 25 分",
+    ]
+    assert [line for line in lines if line in steps] == steps  # each once, in this order
+    quiet = CliRunner().invoke(
+        main, [str(a) for a in [*args, "--out", tmp_path / "b", "--logs", logs, "-q"]]
+    )
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""
+    assert "应付补贴 0.25 元（25 分）" in quiet.stdout
