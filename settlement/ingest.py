@@ -529,9 +529,10 @@ class LogStream:
             table = frame.to_arrow(compat_level=pl.CompatLevel.newest()).cast(STREAM_SCHEMA)
             yield from table.to_batches()
 
-    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
-        """The batches gathered into Arrow tables of about `rows` rows (DuckDB scans a table's
-        batches in parallel)."""
+    def chunks(self, rows: int | None = None) -> Iterator[pa.Table]:
+        """The batches gathered into Arrow tables of about `rows` (default CHUNK_ROWS) rows
+        (DuckDB scans a table's batches in parallel)."""
+        rows = rows or CHUNK_ROWS
         pending: list[pa.RecordBatch] = []
         count = 0
         for batch in self.batches():

@@ -7,6 +7,8 @@ exact Arrow tables; every rule, every 分 of arithmetic, lives in the numbered S
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -188,29 +190,30 @@ def read_rows(
 
 
 def _append_rows(con, stream: LogStream, progress, files: tuple[str, ...]) -> None:
-    import queue
-    import threading
-
     con.register("raw_logs", stream.empty())
     run_sql(con, files, progress=progress)
     con.execute("CREATE OR REPLACE TEMP TABLE rows AS SELECT * FROM validated LIMIT 0")
     chunks: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        """Hand an item to DuckDB's side; False once it has stopped taking them."""
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in stream.chunks():
-                while not stop.is_set():
-                    try:
-                        chunks.put(chunk, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(chunk):
                     return
-            chunks.put(None)
+            offer(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            chunks.put(exc)
+            offer(exc)
 
     worker = threading.Thread(target=produce, name="settle-read", daemon=True)
     worker.start()

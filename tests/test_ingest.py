@@ -353,3 +353,22 @@ def test_batches_keep_row_numbers_across_batch_boundaries(tmp_path):
     assert together["source_row"].to_list() == list(range(1, 1001))
     assert together["waybill_no"].to_list() == [f"W{i}" for i in range(1, 1001)]
     assert [f.rows for f in stream.inputs] == [1000]
+
+
+def test_a_bad_row_deep_in_a_streamed_file_refuses_it_whole(tmp_path, monkeypatch):
+    # many small chunks, so DuckDB is busy with earlier ones when the reader finds the bad row
+    from settlement import ingest
+    from settlement.engine import compute
+    from settlement.ingest import LogStream
+    from settlement.period import Month
+
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 16)
+    good = "".join(f"W{i},ZTO,2025-03-05 10:00,{V1},1,1,1,x\n" for i in range(1, 200))
+    path = tmp_path / "deep.csv"
+    path.write_text(EN + good + f"BAD,ZTO,2025-03-05 10:00,{V1},1,1,1,x,extra\n", encoding="utf-8")
+    cfg = tiny_config(tmp_path)
+    with (
+        pytest.raises(InputFileError, match="第 200 行数据有 9 个字段，多于表头的 8 个"),
+        compute(cfg, "150700", Month.parse("2025-03"), LogStream([path], batch_rows=8), None, "T"),
+    ):
+        pass
