@@ -466,10 +466,12 @@ def validate_logs(
 ) -> ValidationReport:
     """The same validation as a run, writing nothing: counts by reason and file, first rows."""
     stream = LogStream(logs)
-    spill = Path(tempfile.mkdtemp(prefix="settle-"))
-    with compute(
-        cfg, league, month, stream, store, "validate", files=VALIDATION, temp_dir=spill
-    ) as con:
+    with (
+        tempfile.TemporaryDirectory(prefix="settle-") as spill,
+        compute(
+            cfg, league, month, stream, store, "validate", files=VALIDATION, temp_dir=Path(spill)
+        ) as con,
+    ):
         inputs = stream.inputs
         per_file = _per_file(con, inputs)
         by_reason = dict(
@@ -492,7 +494,6 @@ def validate_logs(
         )
         rejects = con.sql("SELECT * EXCLUDE (run_id) FROM rejects_out").to_arrow_table()
         total = con.execute("SELECT COALESCE(SUM(rows_in), 0) FROM file_counts").fetchall()[0][0]
-    shutil.rmtree(spill, ignore_errors=True)
     grouped: dict[str, list[dict]] = {}
     for row in example_rows:
         grouped.setdefault(row["reason_code"], []).append(row)

@@ -367,16 +367,11 @@ def read_logs(paths: Iterable[str | Path], progress=None) -> tuple[pl.DataFrame,
     names = pl.DataFrame({"file_no": range(len(stream.files)), "source_file": stream.names})
     frame = (
         pl.concat(frames, how="vertical")
-        .with_columns([text_column_expr(f) for f in FIELDS])
+        .with_columns(pl.col(FIELDS).replace("", None))  # blank -> null, as sql/10_parse.sql does
         .join(names.with_columns(pl.col("file_no").cast(pl.Int32)), on="file_no", how="left")
         .select(*FIELDS, "source_file", "source_row")
     )
     return frame, stream.inputs
-
-
-def text_column_expr(field: str) -> pl.Expr:
-    """Stripped text, blank as null (what sql/10_parse.sql does with raw_logs)."""
-    return pl.col(field).str.strip_chars().replace("", None)
 
 
 # --------------------------------------------------------------------------- streaming
@@ -551,17 +546,10 @@ class LogStream:
 
     def _whole_file(self, no: int, path: Path) -> Iterator[pl.DataFrame]:
         raw = self._eager[no]
-        mapping = map_headers(raw.frame.columns, path)
-        frame = pl.DataFrame(
-            [
-                _as_text(raw.frame.get_column(mapping[f]), f).str.strip_chars().alias(f)
-                if f in mapping
-                else pl.repeat(None, raw.frame.height, dtype=pl.String, eager=True).alias(f)
-                for f in FIELDS
-            ]
-        ).with_columns(
-            file_no=pl.lit(no, dtype=pl.Int32),
-            source_row=pl.int_range(1, raw.frame.height + 1, dtype=pl.Int64),
+        frame = (
+            normalise(raw.frame, path, str(path))
+            .with_columns(file_no=pl.lit(no, dtype=pl.Int32))
+            .select(*FIELDS, "file_no", "source_row")
         )
         if frame.height:
             yield from frame.iter_slices(self.batch_rows)

@@ -290,6 +290,17 @@ def _dicts(cursor) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _query(store: Path, sql: str, params: list | None = None) -> list[dict]:
+    """The rows of one query on the store, opened read-only; none when there is no store yet."""
+    con = _readonly(store)
+    if con is None:
+        return []
+    try:
+        return _dicts(con.execute(sql, params or []))
+    finally:
+        con.close()
+
+
 def month_state(store: Path, league: str, month: Month) -> MonthState:
     """Whether a 盟市-month has a current run, is sealed, and how many supplements it has."""
     con = _readonly(store)
@@ -317,18 +328,9 @@ def month_state(store: Path, league: str, month: Month) -> MonthState:
 
 def next_open_month(store: Path, league: str, after: Month) -> Month:
     """The first month after `after` that is not sealed: where a supplement is paid."""
-    con = _readonly(store)
-    sealed: set[str] = set()
-    if con is not None:
-        try:
-            sealed = {
-                r[0]
-                for r in con.execute(
-                    "SELECT month FROM seals WHERE league_code = ?", [league]
-                ).fetchall()
-            }
-        finally:
-            con.close()
+    sealed = {
+        r["month"] for r in _query(store, "SELECT month FROM seals WHERE league_code = ?", [league])
+    }
     month = after.shift(1)
     while str(month) in sealed:
         month = month.shift(1)
@@ -371,80 +373,55 @@ def seal_month(store: Path, league: str, month: Month, approval: dict) -> dict:
 
 def committed_runs(store: Path) -> set[str]:
     """Every run id the store has recorded."""
-    con = _readonly(store)
-    if con is None:
-        return set()
-    try:
-        return {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()}
-    finally:
-        con.close()
+    return {r["run_id"] for r in _query(store, "SELECT run_id FROM runs")}
 
 
 def last_run(store: Path) -> tuple[str | None, str | None]:
     """(run_id, manifest_sha256) of the last run recorded: the head of the journal's hash chain."""
-    con = _readonly(store)
-    if con is None:
-        return None, None
-    try:
-        rows = con.execute(
-            "SELECT run_id, manifest_sha256 FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT 1"
-        ).fetchall()
-    finally:
-        con.close()
-    return rows[0] if rows else (None, None)
+    rows = _query(
+        store,
+        "SELECT run_id, manifest_sha256 FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+    )
+    return (rows[0]["run_id"], rows[0]["manifest_sha256"]) if rows else (None, None)
 
 
 def list_runs(store: Path, league: str | None = None, month: Month | None = None) -> list[dict]:
     """Every run in the store, oldest first, with its seal state."""
-    con = _readonly(store)
-    if con is None:
-        return []
-    try:
-        return _dicts(
-            con.execute(
-                """
-                SELECT r.run_id, r.league_code, r.month, r.kind, r.status, r.supersedes,
-                       r.superseded_by, r.payable_in_month, r.started_at, r.finished_at,
-                       r.rows_in, r.parcels, r.rejects, r.subsidy_fen, r.out_dir,
-                       s.run_id IS NOT NULL AS sealed
-                FROM runs r
-                LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
-                WHERE (? IS NULL OR r.league_code = ?) AND (? IS NULL OR r.month = ?)
-                ORDER BY r.started_at, r.run_id
-                """,
-                [league, league, month and str(month), month and str(month)],
-            )
-        )
-    finally:
-        con.close()
+    return _query(
+        store,
+        """
+        SELECT r.run_id, r.league_code, r.month, r.kind, r.status, r.supersedes,
+               r.superseded_by, r.payable_in_month, r.started_at, r.finished_at,
+               r.rows_in, r.parcels, r.rejects, r.subsidy_fen, r.out_dir,
+               s.run_id IS NOT NULL AS sealed
+        FROM runs r
+        LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+        WHERE (? IS NULL OR r.league_code = ?) AND (? IS NULL OR r.month = ?)
+        ORDER BY r.started_at, r.run_id
+        """,
+        [league, league, month and str(month), month and str(month)],
+    )
 
 
 def year_payments(store: Path, league: str, year_start: Month) -> list[dict]:
     """Per month of the budget year: current runs' parcels and 分 paid, and the seal."""
-    con = _readonly(store)
-    if con is None:
-        return []
-    try:
-        return _dicts(
-            con.execute(
-                """
-                SELECT r.month,
-                       MAX(r.run_id) FILTER (WHERE r.kind = 'regular')          AS run_id,
-                       CAST(SUM(r.parcels) AS BIGINT)                           AS parcels,
-                       CAST(SUM(r.subsidy_fen) FILTER (WHERE r.kind = 'regular') AS BIGINT)
-                                                                                AS regular_fen,
-                       CAST(COALESCE(SUM(r.subsidy_fen) FILTER (WHERE r.kind = 'supplementary'), 0)
-                            AS BIGINT)                                          AS supplementary_fen,
-                       CAST(SUM(r.subsidy_fen) AS BIGINT)                       AS paid_fen,
-                       MAX(r.budget_available_fen) FILTER (WHERE r.kind = 'regular') AS available_fen,
-                       BOOL_OR(s.run_id IS NOT NULL)                            AS sealed
-                FROM runs r
-                LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
-                WHERE r.status = 'current' AND r.league_code = ? AND r.month >= ? AND r.month < ?
-                GROUP BY r.month ORDER BY r.month
-                """,
-                [league, str(year_start), str(year_start.shift(12))],
-            )
-        )
-    finally:
-        con.close()
+    return _query(
+        store,
+        """
+        SELECT r.month,
+               MAX(r.run_id) FILTER (WHERE r.kind = 'regular')          AS run_id,
+               CAST(SUM(r.parcels) AS BIGINT)                           AS parcels,
+               CAST(SUM(r.subsidy_fen) FILTER (WHERE r.kind = 'regular') AS BIGINT)
+                                                                        AS regular_fen,
+               CAST(COALESCE(SUM(r.subsidy_fen) FILTER (WHERE r.kind = 'supplementary'), 0)
+                    AS BIGINT)                                          AS supplementary_fen,
+               CAST(SUM(r.subsidy_fen) AS BIGINT)                       AS paid_fen,
+               MAX(r.budget_available_fen) FILTER (WHERE r.kind = 'regular') AS available_fen,
+               BOOL_OR(s.run_id IS NOT NULL)                            AS sealed
+        FROM runs r
+        LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+        WHERE r.status = 'current' AND r.league_code = ? AND r.month >= ? AND r.month < ?
+        GROUP BY r.month ORDER BY r.month
+        """,
+        [league, str(year_start), str(year_start.shift(12))],
+    )
