@@ -104,8 +104,9 @@ TABLES = {
     "units": ("view", "one row per break-even unit and run (Parquet under <out>/units)", UNITS),
     "runs": ("table", "every run, current or superseded", RUNS),
     "settled_waybills": (
-        "table",
-        "waybills of current runs: a waybill here is ALREADY_SETTLED for any other 盟市-month",
+        "view",
+        "waybills of current runs, read from their ledgers: a waybill here is ALREADY_SETTLED "
+        "for any other 盟市-month",
         {
             "waybill_no": "运单号",
             "league_code": "盟市 code",

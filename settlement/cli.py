@@ -349,6 +349,11 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @month_option
 @click.option("--company", default=None, help="只重新生成该企业的结算单。")
 @click.option(
+    "--with-detail",
+    is_flag=True,
+    help="超过 5,000 件的企业投递量明细另存为结算单旁的 CSV（Excel 单表上限以内）。",
+)
+@click.option(
     "--detail-csv",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -358,12 +363,13 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @store_path_option("结算库，默认 <out>/settlement.duckdb（用于补充结算调整项）。")
 @config_option
 @friendly
-def statement(league, month, company, detail_csv, out_dir, store, config_dir) -> None:
+def statement(league, month, company, with_detail, detail_csv, out_dir, store, config_dir) -> None:
     """Render a settled month's statements (结算单) and public notice (公示名单) again.
 
     Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
-    public_notice.html and .csv, and statements.json (hashes and totals). With --detail-csv,
-    exports one company's parcel detail instead (a month too large for an Excel sheet).
+    public_notice.html and .csv, and statements.json (hashes and totals). A company's parcel
+    detail longer than 5,000 rows is not in its workbook: --with-detail writes it beside it as
+    <COMPANY>.detail.csv; --detail-csv exports one company's detail instead, however long.
     """
     from .lock import store_lock
     from .statements import export_detail, render, statements_dir
@@ -372,12 +378,14 @@ def statement(league, month, company, detail_csv, out_dir, store, config_dir) ->
     if detail_csv is not None:
         if company is None:
             raise click.UsageError("--detail-csv 需要同时指定 --company")
+        if with_detail:
+            raise click.UsageError("--detail-csv 与 --with-detail 不能同时使用")
         count = export_detail(out_dir, cfg, league, month, company, detail_csv)
         click.echo(f"{detail_csv}  投递量明细 {count:,} 件")
         return
     lock_on = store if store is not None else out_dir / "settlement.duckdb"
     with store_lock(lock_on, say=lambda m: click.echo(m, err=True)):
-        manifest = render(out_dir, cfg, league, month, store, company)
+        manifest = render(out_dir, cfg, league, month, store, company, with_detail=with_detail)
     directory = statements_dir(out_dir, league, str(month))
     for name, entry in sorted(manifest["files"].items()):
         if company is None or entry["company"] == company:

@@ -292,10 +292,9 @@ def _settle_locked(
         publish(staging, out_dir, run_id, items)
         crash_point("published")
         manifest_file = out_dir / manifest_rel
-        ledger_file = out_dir / partition("ledger", league, str(month)) / part
         record = _run_record(manifest, started, manifest_file, out_dir)
         say("写入结算库")
-        superseded = record_run(store, record, ledger_file, out_dir, reference)
+        superseded = record_run(store, record, reference)
         crash_point("committed")
     finally:
         discard(staging)

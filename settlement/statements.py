@@ -33,9 +33,11 @@ from .reasons import REASONS, SHORT
 #: DuckDB writes at a million rows a second; xlsxwriter writes about 100,000 cells a second, so a
 #: 20,000-row, 13-column detail sheet took 3 s per company.
 XLSX_LISTING_MAX_ROWS = 5_000
-#: Above this (Excel's sheet limit less the header) a company's parcel detail is not written
-#: with the statements: no one can open it in Excel, and the ledger holds it already. It is
-#: exported on request: settle statement --company C --detail-csv FILE.
+#: A company's parcel detail longer than XLSX_LISTING_MAX_ROWS is not written with every run
+#: (at 10 million parcels that was 500 MB of CSV and a quarter of the run's time; the ledger
+#: holds it already): `settle statement --with-detail` writes it beside the statements, up to
+#: this many rows (Excel's sheet limit less the header), and `settle statement --company C
+#: --detail-csv FILE` exports one company's detail of any length.
 CSV_LISTING_MAX_ROWS = 1_048_575
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -54,6 +56,7 @@ class MonthData:
     adjustments: pl.DataFrame  # supplementary runs paid in this month, per company
     con: duckdb.DuckDBPyConnection = field(repr=False)
     folder: Path = Path(".")  # where the statements are written
+    with_detail: bool = False  # long parcel details as CSV beside the statements
 
     def company_lines(self, company: str | None) -> pl.DataFrame:
         if company is None:
@@ -558,17 +561,11 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
     count = data.con.execute(
         "SELECT COUNT(*) FROM month_ledger WHERE company = ?", [company]
     ).fetchall()[0][0]
-    if count > CSV_LISTING_MAX_ROWS:
-        ws.write_string(
-            1,
-            0,
-            f"投递量明细共 {count:,} 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
-            f"ledger/league={data.league}/month={data.month}/，或运行 settle statement "
-            f"--league {data.league} --month {data.month} --company {company} "
-            "--detail-csv 文件名.csv 导出",
-        )
-        return []
-    if count > XLSX_LISTING_MAX_ROWS:
+    export = (
+        f"settle statement --league {data.league} --month {data.month} --company {company} "
+        "--detail-csv 文件名.csv 导出"
+    )
+    if count > XLSX_LISTING_MAX_ROWS and data.with_detail and count <= CSV_LISTING_MAX_ROWS:
         path = data.folder / f"{company}.detail.csv"
         _detail_csv(data, company, path)
         ws.write_string(
@@ -577,6 +574,23 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
             f"投递量明细共 {count:,} 件，超过 {XLSX_LISTING_MAX_ROWS:,} 件，见同目录 {path.name}",
         )
         return [path]
+    if count > CSV_LISTING_MAX_ROWS:
+        ws.write_string(
+            1,
+            0,
+            f"投递量明细共 {count:,} 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
+            f"ledger/league={data.league}/month={data.month}/，或运行 {export}",
+        )
+        return []
+    if count > XLSX_LISTING_MAX_ROWS:
+        ws.write_string(
+            1,
+            0,
+            f"投递量明细共 {count:,} 件，超过 {XLSX_LISTING_MAX_ROWS:,} 件，未随结算单生成；运行 "
+            f"settle statement --league {data.league} --month {data.month} --with-detail "
+            f"另存为同目录 {company}.detail.csv，或运行 {export}",
+        )
+        return []
     cols = ", ".join(
         f"strftime({c}, '%Y-%m-%d %H:%M:%S')"
         if c == "delivered_at"
@@ -795,10 +809,13 @@ def render(
     store: Path | None = None,
     company: str | None = None,
     source_dir: Path | None = None,
+    with_detail: bool = False,
 ) -> dict:
     """Render the 盟市-month's statements and public notice; returns the statements manifest.
 
     With `company`, only that company's statement is rendered again (and the manifest updated).
+    With `with_detail`, a company's parcel detail too long for its workbook is written beside
+    it as CSV (up to Excel's sheet limit).
     """
     store = store if store is not None else out_dir / "settlement.duckdb"
     data = _load(source_dir or out_dir, cfg, league, month, store)
@@ -806,6 +823,7 @@ def render(
         directory = statements_dir(out_dir, league, str(month))
         directory.mkdir(parents=True, exist_ok=True)
         data.folder = directory
+        data.with_detail = with_detail
         present = sorted(
             c for c in data.lines["company"].unique().to_list() if c in data.company_names
         )

@@ -67,9 +67,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "paid waybills read from the published ledgers, not copied",
+        # the ledger Parquet of every current run already holds its waybills: copying ten
+        # million of them into the store took a quarter of a run's time. refresh_views()
+        # creates the view over them after every migration and every run.
+        "DROP TABLE settled_waybills",
+    ),
 )
 
 VIEW_KINDS = ("ledger", "rejects", "units")
+
+#: settled_waybills before any run's ledger is published: the columns, no rows
+EMPTY_PAID = (
+    "SELECT NULL::VARCHAR AS waybill_no, NULL::VARCHAR AS league_code, NULL::VARCHAR AS month, "
+    "NULL::VARCHAR AS run_id, NULL::VARCHAR AS company, NULL::INTEGER AS subsidy_fen WHERE false"
+)
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -78,11 +91,12 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
     )
     done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, (description, ddl) in enumerate(MIGRATIONS, 1):
-        if version in done:
-            continue
+    pending = [(v, m) for v, m in enumerate(MIGRATIONS, 1) if v not in done]
+    for version, (description, ddl) in pending:
         con.execute("BEGIN")
         con.execute(ddl)
+        if version == len(MIGRATIONS):  # the views as the schema now stands
+            refresh_views(con)
         con.execute(
             "INSERT INTO schema_migrations VALUES (?, ?, ?)",
             [version, description, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
@@ -110,13 +124,14 @@ def attach_readonly(con: duckdb.DuckDBPyConnection, path: Path | None) -> bool:
         con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
     except duckdb.Error as exc:
         raise SettlementError(f"无法读取结算库 {path}：{str(exc).splitlines()[0]}") from None
-    tables = {
+    relations = {
         r[0]
         for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'"
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store' "
+            "UNION SELECT view_name FROM duckdb_views() WHERE database_name = 'store'"
         ).fetchall()
     }
-    if "settled_waybills" not in tables:
+    if "settled_waybills" not in relations:
         con.execute("DETACH store")
         return False
     return True
@@ -149,16 +164,22 @@ def load_earlier(
     """
     year_end = year_start.shift(12)
     if attach_readonly(con, store):
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE settled_elsewhere AS
-            SELECT s.waybill_no, s.league_code, s.month, s.run_id
-            FROM store.settled_waybills s
-            WHERE (? OR NOT (s.league_code = ? AND s.month = ?))
-              AND s.waybill_no IN (SELECT waybill_no FROM rows WHERE reason_code IS NULL)
-            """,
-            [supplementary, league, str(month)],
-        )
+        try:
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE settled_elsewhere AS
+                SELECT s.waybill_no, s.league_code, s.month, s.run_id
+                FROM store.settled_waybills s
+                WHERE (? OR NOT (s.league_code = ? AND s.month = ?))
+                  AND s.waybill_no IN (SELECT waybill_no FROM rows WHERE reason_code IS NULL)
+                """,
+                [supplementary, league, str(month)],
+            )
+        except duckdb.IOException as exc:
+            raise SettlementError(
+                f"无法读取结算库 {store} 中已结算批次的明细账（{str(exc).splitlines()[0]}）；"
+                "已结算运单无法核对，请先恢复输出目录中的 ledger/ 文件"
+            ) from None
         paid = con.execute(
             """
             SELECT
@@ -209,20 +230,51 @@ def _glob(out_dir: Path, kind: str) -> str:
     return str((out_dir / kind).resolve() / "*" / "*" / "*.parquet").replace("'", "''")
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
-    """(Re)create the auditors' views over the Parquet outputs under out_dir."""
+def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the auditors' views over the Parquet outputs of the store's current runs.
+
+    ledger, rejects, units: every Parquet file under the output directories of the current
+    runs. settled_waybills: the waybills of the current runs, read from their ledgers (a
+    waybill there is ALREADY_SETTLED for any other 盟市-month). A current run whose ledger
+    file has gone missing is found by the audits (01: its rows do not reconcile), which stops
+    the next run from publishing and `settle verify` from passing.
+    """
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    dirs = []
+    if "runs" in tables:
+        dirs = [
+            Path(r[0])
+            for r in con.execute(
+                "SELECT DISTINCT out_dir FROM runs WHERE status = 'current' ORDER BY out_dir"
+            ).fetchall()
+        ]
+    have_ledger = False
     for kind in VIEW_KINDS:
+        globs = [_glob(d, kind) for d in dirs if any((d / kind).glob("*/*/*.parquet"))]
+        if not globs:
+            continue
+        have_ledger |= kind == "ledger"
+        files = "[" + ", ".join(f"'{g}'" for g in globs) + "]"
         con.execute(
-            f"CREATE OR REPLACE VIEW {kind} AS SELECT * FROM read_parquet('{_glob(out_dir, kind)}', "
+            f"CREATE OR REPLACE VIEW {kind} AS SELECT * FROM read_parquet({files}, "
             "hive_partitioning = true, hive_types = {'league': VARCHAR, 'month': VARCHAR}, "
             "union_by_name = true)"
         )
+    con.execute(
+        "CREATE OR REPLACE VIEW settled_waybills AS "
+        + (
+            "SELECT CAST(l.waybill_no AS VARCHAR) AS waybill_no, r.league_code, r.month, "
+            "r.run_id, CAST(l.company AS VARCHAR) AS company, l.subsidy_fen "
+            "FROM ledger l JOIN runs r ON r.run_id = l.run_id WHERE r.status = 'current'"
+            if have_ledger
+            else EMPTY_PAID
+        )
+    )
 
 
-def record_run(
-    store: Path, run: dict, ledger_file: Path, out_dir: Path, reference: dict | None = None
-) -> str | None:
-    """Publish a finished run: supersede the month's previous run, record its waybills.
+def record_run(store: Path, run: dict, reference: dict | None = None) -> str | None:
+    """Publish a finished run: supersede the month's previous run, record the new one (its
+    waybills are read from its ledger through the settled_waybills view).
 
     Returns the run_id it superseded, if any. One transaction: all of it or none of it.
     """
@@ -240,18 +292,12 @@ def record_run(
                 "UPDATE runs SET status = 'superseded', superseded_by = ? WHERE run_id = ?",
                 [run["run_id"], previous_id],
             )
-            con.execute("DELETE FROM settled_waybills WHERE run_id = ?", [previous_id])
         columns = list(run) + ["status", "supersedes"]
         con.execute(
             f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
             [*run.values(), "current", previous_id],
         )
-        con.execute(
-            "INSERT INTO settled_waybills SELECT waybill_no, ?, ?, run_id, company, subsidy_fen "
-            "FROM read_parquet(?)",
-            [run["league_code"], run["month"], str(ledger_file)],
-        )
-        refresh_views(con, out_dir)
+        refresh_views(con)
         for name, table in (reference or {}).items():
             con.register(f"_ref_{name}", table)
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _ref_{name}")

@@ -432,11 +432,20 @@ def test_long_listings_go_to_csv_beside_the_xlsx(settled, monkeypatch):
 
     cfg, out = settled
     monkeypatch.setattr(statements, "XLSX_LISTING_MAX_ROWS", 1)
-    result = cli(
-        "statement", "--league", "150700", "--month", "2025-03", "--out", out, "--config", cfg
-    )
+    base = ("statement", "--league", "150700", "--month", "2025-03", "--out", out)
+    result = cli(*base, "--config", cfg)
     assert result.exit_code == 0, result.output
     folder = out / "statements" / PART
+    assert not (folder / "ZTO.detail.csv").exists()  # a long detail only on request
+    note = openpyxl.load_workbook(folder / "ZTO.xlsx")["投递量明细表"]["A2"].value
+    assert note == (
+        "投递量明细共 2 件，超过 1 件，未随结算单生成；运行 settle statement --league 150700 "
+        "--month 2025-03 --with-detail 另存为同目录 ZTO.detail.csv，或运行 settle statement "
+        "--league 150700 --month 2025-03 --company ZTO --detail-csv 文件名.csv 导出"
+    )
+    assert "ZTO.rejects.csv" in json.loads((folder / "statements.json").read_text("utf-8"))["files"]
+    result = cli(*base, "--config", cfg, "--with-detail")
+    assert result.exit_code == 0, result.output
     detail = (folder / "ZTO.detail.csv").read_bytes()
     assert detail.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(detail.decode("utf-8-sig").splitlines()))
@@ -464,6 +473,8 @@ def test_detail_over_excel_limit_is_exported_on_request(settled, monkeypatch, tm
     assert result.exit_code == 0, result.output
     folder = out / "statements" / PART
     assert not (folder / "ZTO.detail.csv").exists()  # 2 parcels > 1: not written with the run
+    assert cli(*base, "--config", cfg, "--with-detail").exit_code == 0
+    assert not (folder / "ZTO.detail.csv").exists()  # nor beside the statements: too long
     note = openpyxl.load_workbook(folder / "ZTO.xlsx")["投递量明细表"]["A2"].value
     assert note == (
         "投递量明细共 2 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
@@ -485,6 +496,9 @@ def test_detail_csv_needs_a_company_with_parcels(settled, tmp_path):
     result = cli(*base, "--detail-csv", tmp_path / "x.csv")
     assert result.exit_code == 2
     assert "--detail-csv 需要同时指定 --company" in result.output
+    result = cli(*base, "--company", "ZTO", "--with-detail", "--detail-csv", tmp_path / "x.csv")
+    assert result.exit_code == 2
+    assert "--detail-csv 与 --with-detail 不能同时使用" in result.output
     result = cli(*base, "--company", "SF", "--detail-csv", tmp_path / "x.csv")
     assert result.exit_code == 2
     assert "企业 SF 在盟市 150700 2025-03 没有受理的投递" in result.output

@@ -13,7 +13,7 @@ from conftest import V1, V1B, V2, make_config, policy_text
 from settlement.cli import main
 from settlement.config import load_config
 from settlement.engine import settle_month
-from settlement.errors import RefusedError
+from settlement.errors import RefusedError, SettlementError
 from settlement.period import Month
 from settlement.store import seal_month
 
@@ -155,9 +155,16 @@ def test_reused_waybills_released_by_a_rerun(tmp_path):
 def test_waybill_settled_by_another_league_is_already_settled(tmp_path):
     office = Office(tmp_path)
     office.settle("2025-02", p("W1", "2025-02-05"))
+    # as if 呼和浩特 had paid it: its run and its files under league=150100
     con = duckdb.connect(str(office.store))
-    con.execute("UPDATE settled_waybills SET league_code = '150100'")  # as if 呼和浩特 paid it
+    con.execute("UPDATE runs SET league_code = '150100'")
     con.close()
+    for kind in ("ledger", "rejects", "units"):
+        (office.out / kind / "league=150100").mkdir()
+        (office.out / kind / "league=150700" / "month=2025-02").rename(
+            office.out / kind / "league=150100" / "month=2025-02"
+        )
+    assert office.sql("SELECT league_code, waybill_no FROM settled_waybills") == [("150100", "W1")]
     again = office.settle("2025-02", p("W1", "2025-02-05"))
     assert again.manifest["counts"]["by_reason"] == {"ALREADY_SETTLED": 1}
 
@@ -333,3 +340,51 @@ def test_cli_seal_runs_status_and_refusal(tmp_path):
     assert "2025-03  未结算" in status.output
     empty = cli("runs", "--store", tmp_path / "none.duckdb")
     assert empty.output.strip() == "结算库中没有结算批次"
+
+
+def test_store_of_the_first_schema_is_migrated_to_read_paid_waybills_from_ledgers(tmp_path):
+    office = Office(tmp_path)
+    office.settle("2025-02", p("W1", "2025-02-05"))
+    # the store as schema version 1 left it: paid waybills copied into a table
+    con = duckdb.connect(str(office.store))
+    con.execute("DROP VIEW settled_waybills")
+    con.execute(
+        "CREATE TABLE settled_waybills (waybill_no VARCHAR NOT NULL, league_code VARCHAR NOT "
+        "NULL, month VARCHAR NOT NULL, run_id VARCHAR NOT NULL, company VARCHAR NOT NULL, "
+        "subsidy_fen INTEGER NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO settled_waybills SELECT waybill_no, '150700', '2025-02', run_id, company, "
+        "subsidy_fen FROM ledger"
+    )
+    con.execute("DELETE FROM schema_migrations WHERE version = 2")
+    con.close()
+    mar = office.settle("2025-03", p("W1", "2025-03-05"), p("W2", "2025-03-06"))
+    assert mar.manifest["counts"]["by_reason"] == {"ALREADY_SETTLED": 1}
+    assert office.sql(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'settled_waybills'"
+    ) == [("VIEW",)]
+    assert office.sql("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert sorted(office.sql("SELECT month, waybill_no FROM settled_waybills")) == [
+        ("2025-02", "W1"),
+        ("2025-03", "W2"),
+    ]
+
+
+def test_a_current_runs_missing_ledger_stops_the_next_run(tmp_path):
+    office = Office(tmp_path)
+    office.settle("2025-01", p("W0", "2025-01-05"))
+    office.settle("2025-02", p("W1", "2025-02-05"))
+    (office.out / "ledger/league=150700/month=2025-02/part-0.parquet").unlink()
+    with pytest.raises(SettlementError) as err:
+        office.settle("2025-03", p("W1", "2025-03-05"))
+    assert str(err.value).startswith(
+        "发布前审计未通过，未发布任何结果：sql/audits/01_rows_reconcile"
+    )
+    assert "批次读取 1 行，但明细账与剔除清单合计 0 行" in str(err.value)
+    assert not (office.out / "ledger/league=150700/month=2025-03").exists()
+    (office.out / "ledger/league=150700/month=2025-01/part-0.parquet").unlink()
+    with pytest.raises(SettlementError) as err:
+        office.settle("2025-03", p("W1", "2025-03-05"))
+    assert str(err.value).startswith(f"无法读取结算库 {office.store} 中已结算批次的明细账（")
+    assert str(err.value).endswith("已结算运单无法核对，请先恢复输出目录中的 ledger/ 文件")
