@@ -172,7 +172,15 @@ def _header(text: str) -> dict[str, list[str]]:
             break
         body = line[2:].strip()
         m = re.match(r"(\w+):\s*(.*)", body)
-        if m and m.group(1) in ("question", "params", "columns", "note", "inputs", "returns"):
+        if m and m.group(1) in (
+            "question",
+            "params",
+            "columns",
+            "note",
+            "inputs",
+            "scope",
+            "returns",
+        ):
             key = m.group(1)
             fields.setdefault(key, []).append(m.group(2))
         elif key:
@@ -230,10 +238,19 @@ def load_audits() -> list[tuple[str, str, str]]:
     return out
 
 
-def run_audits(con: duckdb.DuckDBPyConnection) -> list[AuditFinding]:
-    """Run every audit; return those that found rows breaking their rule."""
+def audit_scope(sql: str) -> str:
+    """An audit's `-- scope:` header: 'run' (it checks each run's own rows, so before publishing
+    only the new run's need checking) or 'store' (it needs every current run)."""
+    return " ".join(_header(sql).get("scope", ["store"])).split()[0]
+
+
+def run_audits(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> list[AuditFinding]:
+    """Run every audit (or those of one scope); return those that found rows breaking their
+    rule."""
     findings = []
     for name, question, sql in load_audits():
+        if scope is not None and audit_scope(sql) != scope:
+            continue
         frame = con.sql(sql).pl()
         if frame.height:
             findings.append(AuditFinding(name, question, frame))
@@ -246,18 +263,31 @@ def _literal(text: str) -> str:
 
 
 def staged_audit_connection(
-    store: Path, cfg_reference: dict, staging: Path, out_dir: Path, run: dict, replaces: bool
+    store: Path,
+    cfg_reference: dict,
+    staging: Path,
+    out_dir: Path,
+    run: dict,
+    replaces: bool,
+    scope: str = "store",
 ) -> duckdb.DuckDBPyConnection:
-    """A connection where the audits see the store as it will be once this run is published:
-    the published Parquet (less the partition a regular run replaces) plus the staged files,
-    and the store's current runs plus this one."""
+    """A connection where the audits see the store as it will be once this run is published.
+
+    scope 'store': the published Parquet (less the partition a regular run replaces) plus the
+    staged files, and the store's current runs plus this one. scope 'run' (for the audits that
+    check each run's own rows): only this run's staged files and this run, but its waybills
+    among every current run's paid waybills, so that a run costs the same in December as in
+    January (earlier runs were audited when they were published; `settle verify` audits all).
+    """
     league, month = run["league_code"], run["month"]
+    only_run = scope == "run"
     con = scratch_connection()
     for kind in ("ledger", "rejects", "units"):
         files = [
             str(p)
             for p in sorted((out_dir / kind).glob("*/*/*.parquet"))
-            if not (
+            if not only_run
+            and not (
                 replaces
                 and p.parent.name == f"month={month}"
                 and p.parent.parent.name == f"league={league}"
@@ -270,29 +300,34 @@ def staged_audit_connection(
                 "?", "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
             )
         )
-    attached = store.exists()
-    if attached:
+    con.execute(
+        "CREATE TABLE runs (run_id VARCHAR, league_code VARCHAR, month VARCHAR, "
+        "kind VARCHAR, status VARCHAR, rows_in BIGINT, parcels BIGINT, "
+        "gross_fen BIGINT, subsidy_fen BIGINT, finished_at TIMESTAMP)"
+    )
+    earlier = (
+        "SELECT NULL::VARCHAR AS waybill_no, NULL::VARCHAR AS league_code, "
+        "NULL::VARCHAR AS month, NULL::VARCHAR AS run_id, NULL::VARCHAR AS company, "
+        "NULL::INTEGER AS subsidy_fen WHERE false"
+    )
+    if store.exists():
         con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
-    if attached:
         # a regular run replaces the month's current regular run: the audits must not see both
         con.execute(
-            "CREATE TABLE runs AS SELECT * FROM store.runs WHERE status = 'current' "
-            "AND NOT (? AND league_code = ? AND month = ? AND kind = 'regular')",
+            "CREATE TEMP TABLE _earlier_runs AS SELECT run_id FROM store.runs "
+            "WHERE status = 'current' AND NOT (? AND league_code = ? AND month = ? "
+            "AND kind = 'regular')",
             [replaces, league, month],
         )
+        if not only_run:
+            con.execute(
+                "INSERT INTO runs SELECT r.run_id, r.league_code, r.month, r.kind, r.status, "
+                "r.rows_in, r.parcels, r.gross_fen, r.subsidy_fen, r.finished_at "
+                "FROM store.runs r JOIN _earlier_runs USING (run_id)"
+            )
         earlier = (
-            "SELECT s.* FROM store.settled_waybills s WHERE s.run_id IN (SELECT run_id FROM runs)"
-        )
-    else:
-        con.execute(
-            "CREATE TABLE runs (run_id VARCHAR, league_code VARCHAR, month VARCHAR, "
-            "kind VARCHAR, status VARCHAR, rows_in BIGINT, parcels BIGINT, "
-            "gross_fen BIGINT, subsidy_fen BIGINT, finished_at TIMESTAMP)"
-        )
-        earlier = (
-            "SELECT NULL::VARCHAR AS waybill_no, NULL::VARCHAR AS league_code, "
-            "NULL::VARCHAR AS month, NULL::VARCHAR AS run_id, NULL::VARCHAR AS company, "
-            "NULL::INTEGER AS subsidy_fen WHERE false"
+            "SELECT s.* FROM store.settled_waybills s "
+            "WHERE s.run_id IN (SELECT run_id FROM _earlier_runs)"
         )
     con.execute(
         "INSERT INTO runs BY NAME SELECT ? AS run_id, ? AS league_code, ? AS month, ? AS kind, "

@@ -319,11 +319,15 @@ def _audit_before_publishing(store, reference, staging, out_dir, manifest, suppl
         "gross_fen": manifest["totals"]["gross_fen"],
         "subsidy_fen": manifest["totals"]["subsidy_fen"],
     }
-    con = staged_audit_connection(store, reference, staging, out_dir, run, not supplementary)
-    try:
-        findings = run_audits(con)
-    finally:
-        con.close()
+    findings = []
+    for scope in ("run", "store"):  # each run's own rows (this run's), then the year's runs
+        con = staged_audit_connection(
+            store, reference, staging, out_dir, run, not supplementary, scope
+        )
+        try:
+            findings += run_audits(con, scope)
+        finally:
+            con.close()
     if findings:
         first = findings[0]
         raise SettlementError(

@@ -164,6 +164,7 @@ def load_earlier(
     """
     year_end = year_start.shift(12)
     if attach_readonly(con, store):
+        _check_ledgers(con, store, league, month, replaces=not supplementary)
         try:
             con.execute(
                 """
@@ -226,6 +227,37 @@ def load_earlier(
     return earlier
 
 
+def _check_ledgers(
+    con: duckdb.DuckDBPyConnection, store: Path, league: str, month: Month, replaces: bool
+) -> None:
+    """Refuse to settle when a current run's ledger is not all there: its paid waybills are
+    read from it (settled_waybills), so a missing file would let them be paid again. Compares
+    the parcels the store recorded per 盟市-month with the rows in the Parquet footers (no data
+    is read), less the month a regular run is about to replace."""
+    recorded = con.execute(
+        "SELECT out_dir, league_code, month, SUM(parcels) FROM store.runs "
+        "WHERE status = 'current' AND NOT (? AND league_code = ? AND month = ?) GROUP BY ALL "
+        "ORDER BY league_code, month",
+        [replaces, league, str(month)],
+    ).fetchall()
+    found: dict[tuple[str, str, str], int] = {}
+    for out_dir in sorted({r[0] for r in recorded}):
+        for path in Path(out_dir, "ledger").glob("league=*/month=*/*.parquet"):
+            key = (out_dir, path.parent.parent.name[7:], path.parent.name[6:])
+            rows = con.execute(
+                "SELECT num_rows FROM parquet_file_metadata(?)", [str(path)]
+            ).fetchall()[0][0]
+            found[key] = found.get(key, 0) + rows
+    for out_dir, code, when, parcels in recorded:
+        have = found.get((out_dir, code, when), 0)
+        if have != parcels:
+            raise SettlementError(
+                f"结算库 {store} 记录盟市 {code} {when} 已受理 {parcels:,} 件，但明细账 "
+                f"{Path(out_dir, 'ledger', f'league={code}', f'month={when}')} 中有 {have:,} 件："
+                "已结算运单无法核对，请先恢复该目录的明细账文件（settle verify 可列出问题）"
+            )
+
+
 def _glob(out_dir: Path, kind: str) -> str:
     return str((out_dir / kind).resolve() / "*" / "*" / "*.parquet").replace("'", "''")
 
@@ -265,7 +297,8 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         + (
             "SELECT CAST(l.waybill_no AS VARCHAR) AS waybill_no, r.league_code, r.month, "
             "r.run_id, CAST(l.company AS VARCHAR) AS company, l.subsidy_fen "
-            "FROM ledger l JOIN runs r ON r.run_id = l.run_id WHERE r.status = 'current'"
+            "FROM ledger l JOIN runs r ON r.run_id = l.run_id AND r.league_code = l.league "
+            "AND r.month = l.month WHERE r.status = 'current'"
             if have_ledger
             else EMPTY_PAID
         )

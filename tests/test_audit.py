@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -336,19 +337,58 @@ def test_verify_detects_an_edited_journal_and_statement(office):
     assert "[结算单合计（SPEC §7.5）]" in result.output
 
 
-def test_run_refuses_to_publish_when_an_audit_fails(office, tmp_path):
+def test_run_refuses_to_publish_when_its_ledger_breaks_an_audit(office, monkeypatch):
+    from settlement import engine
+
     cfg, out, store, run = office
-    # a forged ledger file paying F2 again in January: waybill paid twice (SPEC §7.7)
+    write_staged = engine.write_staged
+
+    def doubled(con, staging, *args):
+        """As if the engine had a bug: the staged ledger pays its first parcel twice."""
+        written = write_staged(con, staging, *args)
+        path = staging / written[0]["path"]
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{path}') UNION ALL "
+            f"(SELECT * FROM read_parquet('{path}') LIMIT 1)) TO '{path}.x' (FORMAT parquet)"
+        )
+        Path(f"{path}.x").replace(path)
+        return written
+
+    monkeypatch.setattr(engine, "write_staged", doubled)
+    before = sha(store)
+    result = run("2025-04", f"A1,ZTO,2025-04-05 10:00,{V1},12,2.00,0,签名", expect=1)
+    assert "发布前审计未通过，未发布任何结果：sql/audits/01_rows_reconcile.sql" in result.output
+    assert "批次读取 1 行，但明细账与剔除清单合计 2 行" in result.output
+    assert not (out / "ledger/league=150700/month=2025-04").exists()
+    assert sha(store) == before
+
+
+def test_run_refuses_to_publish_past_the_years_budget_in_the_store(office):
+    cfg, out, store, run = office
+    con = duckdb.connect(str(store))  # as if February had paid more than the year's 10.00 元
+    con.execute("UPDATE runs SET subsidy_fen = 1001 WHERE month = '2025-02'")
+    con.close()
+    before = sha(store)
+    result = run("2025-04", f"A1,ZTO,2025-04-05 10:00,{V1},12,2.00,0,签名", expect=1)
+    assert "发布前审计未通过，未发布任何结果：sql/audits/04_budget.sql" in result.output
+    assert not (out / "ledger/league=150700/month=2025-04").exists()
+    assert sha(store) == before
+
+
+def test_verify_finds_a_forged_ledger_file(office):
+    _, out, _, run = office
+    # a forged ledger file paying F1 and F2 again in January: paid twice (SPEC §7.7)
     forged = out / "ledger/league=150700/month=2025-01"
     forged.mkdir(parents=True)
     shutil.copy(
         out / "ledger/league=150700/month=2025-02/part-0.parquet", forged / "part-0.parquet"
     )
-    before = sha(store)
-    result = run("2025-04", f"A1,ZTO,2025-04-05 10:00,{V1},12,2.00,0,签名", expect=1)
-    assert "发布前审计未通过，未发布任何结果" in result.output
-    assert not (out / "ledger/league=150700/month=2025-04").exists()
-    assert sha(store) == before
+    result = cli("verify", "--out", out)
+    assert result.exit_code == 1
+    assert "sql/audits/01_rows_reconcile.sql" in result.output
+    assert "同一输入行出现 2 次" in result.output
+    # the run publishes: the file is not a current run's ledger, so nothing is paid twice
+    run("2025-04", f"A1,ZTO,2025-04-05 10:00,{V1},12,2.00,0,签名")
 
 
 def test_journal_chain_links_every_run(office):

@@ -374,17 +374,18 @@ def test_store_of_the_first_schema_is_migrated_to_read_paid_waybills_from_ledger
 def test_a_current_runs_missing_ledger_stops_the_next_run(tmp_path):
     office = Office(tmp_path)
     office.settle("2025-01", p("W0", "2025-01-05"))
-    office.settle("2025-02", p("W1", "2025-02-05"))
-    (office.out / "ledger/league=150700/month=2025-02/part-0.parquet").unlink()
-    with pytest.raises(SettlementError) as err:
+    office.settle("2025-02", p("W1", "2025-02-05"), p("W2", "2025-02-06"))
+    feb = office.out / "ledger/league=150700/month=2025-02"
+    (feb / "part-0.parquet").unlink()
+    with pytest.raises(SettlementError) as err:  # W1 would be paid again
         office.settle("2025-03", p("W1", "2025-03-05"))
-    assert str(err.value).startswith(
-        "发布前审计未通过，未发布任何结果：sql/audits/01_rows_reconcile"
+    assert str(err.value) == (
+        f"结算库 {office.store} 记录盟市 150700 2025-02 已受理 2 件，但明细账 {feb} 中有 0 件："
+        "已结算运单无法核对，请先恢复该目录的明细账文件（settle verify 可列出问题）"
     )
-    assert "批次读取 1 行，但明细账与剔除清单合计 0 行" in str(err.value)
     assert not (office.out / "ledger/league=150700/month=2025-03").exists()
-    (office.out / "ledger/league=150700/month=2025-01/part-0.parquet").unlink()
-    with pytest.raises(SettlementError) as err:
-        office.settle("2025-03", p("W1", "2025-03-05"))
-    assert str(err.value).startswith(f"无法读取结算库 {office.store} 中已结算批次的明细账（")
-    assert str(err.value).endswith("已结算运单无法核对，请先恢复输出目录中的 ledger/ 文件")
+    again = office.settle("2025-02", p("W1", "2025-02-05"))  # re-running the month itself is fine
+    assert again.superseded is not None
+    assert office.settle("2025-03", p("W1", "2025-03-05")).manifest["counts"]["by_reason"] == {
+        "ALREADY_SETTLED": 1
+    }

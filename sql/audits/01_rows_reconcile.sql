@@ -2,6 +2,7 @@
 -- question: which current runs do not account for every row they read, and which input rows
 --           appear more than once (in the ledger, the rejects, or both)?
 -- inputs:   runs, ledger, rejects
+-- scope:    run (before publishing: the new run's rows)
 -- returns:  one row per breach: run_id, source_file, source_row, problem
 WITH counted AS (
     SELECT run_id, COUNT(*) AS n FROM (

@@ -4,6 +4,7 @@
 --           (a supplementary run may pay at most the cap less what the month already paid;
 --           an excess paid earlier is reported in breakeven_excess_fen, not here)
 -- inputs:   ledger, units, runs
+-- scope:    run (before publishing: the new run's units)
 -- returns:  one row per breaching unit: run_id, unit_key, problem
 WITH sums AS (
     SELECT run_id, unit_key, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,

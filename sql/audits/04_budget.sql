@@ -1,6 +1,7 @@
 -- 04_budget.sql — SPEC §7.4: per 盟市 and budget year, Σ subsidy_fen ≤ the annual budget.
 -- question: which 盟市 budget years paid more than their annual budget?
 -- inputs:   runs, budgets
+-- scope:    store (every current run of the budget year)
 -- returns:  one row per breach: league_code, budget_year_start, paid_fen, annual_budget_fen, problem
 WITH years AS (
     SELECT r.league_code,

@@ -1,6 +1,7 @@
 -- 05_runs_match_ledger.sql — the store's run totals and settled waybills agree with the Parquet.
 -- question: which current runs record totals or paid waybills their ledger does not show?
 -- inputs:   runs, ledger, settled_waybills
+-- scope:    run (before publishing: the new run)
 -- returns:  one row per breach: run_id, problem
 WITH sums AS (
     SELECT run_id, COUNT(*) AS parcels, SUM(subsidy_fen) AS subsidy_fen, SUM(rate_fen) AS gross_fen
