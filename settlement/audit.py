@@ -283,11 +283,11 @@ def staged_audit_connection(
     only_run = scope == "run"
     con = scratch_connection()
     for kind in ("ledger", "rejects", "units"):
+        published = [] if only_run else sorted((out_dir / kind).glob("*/*/*.parquet"))
         files = [
             str(p)
-            for p in sorted((out_dir / kind).glob("*/*/*.parquet"))
-            if not only_run
-            and not (
+            for p in published
+            if not (
                 replaces
                 and p.parent.name == f"month={month}"
                 and p.parent.parent.name == f"league={league}"

@@ -240,14 +240,17 @@ def _check_ledgers(
         "ORDER BY league_code, month",
         [replaces, league, str(month)],
     ).fetchall()
+    files = {
+        str(path): (out_dir, path.parent.parent.name[7:], path.parent.name[6:])
+        for out_dir in sorted({r[0] for r in recorded})
+        for path in Path(out_dir, "ledger").glob("league=*/month=*/*.parquet")
+    }
     found: dict[tuple[str, str, str], int] = {}
-    for out_dir in sorted({r[0] for r in recorded}):
-        for path in Path(out_dir, "ledger").glob("league=*/month=*/*.parquet"):
-            key = (out_dir, path.parent.parent.name[7:], path.parent.name[6:])
-            rows = con.execute(
-                "SELECT num_rows FROM parquet_file_metadata(?)", [str(path)]
-            ).fetchall()[0][0]
-            found[key] = found.get(key, 0) + rows
+    if files:
+        for name, rows in con.execute(
+            "SELECT file_name, num_rows FROM parquet_file_metadata(?)", [list(files)]
+        ).fetchall():
+            found[files[name]] = found.get(files[name], 0) + rows
     for out_dir, code, when, parcels in recorded:
         have = found.get((out_dir, code, when), 0)
         if have != parcels:

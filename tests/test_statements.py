@@ -62,14 +62,14 @@ def settled(tmp_path):
     return cfg, out
 
 
-def reconcile_cli(cfg, out, claim, company):
-    """settle reconcile for the settled March."""
+def reconcile_cli(cfg, out, claim, company, month="2025-03"):
+    """settle reconcile (by default for the settled March)."""
     return cli(
         "reconcile",
         "--league",
         "150700",
         "--month",
-        "2025-03",
+        month,
         "--company",
         company,
         "--claim",
@@ -403,18 +403,9 @@ def test_reconcile_refusals(settled, tmp_path, args, message):
     cfg, out = settled
     claim = tmp_path / "claim.csv"
     claim.write_text("运单号\nA1\n", encoding="utf-8")
-    base = {"--league": "150700", "--month": "2025-03", "--company": "ZTO"}
+    base = {"--month": "2025-03", "--company": "ZTO"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    result = cli(
-        "reconcile",
-        *[x for kv in base.items() for x in kv],
-        "--claim",
-        claim,
-        "--out",
-        out,
-        "--config",
-        cfg,
-    )
+    result = reconcile_cli(cfg, out, claim, base["--company"], base["--month"])
     assert result.exit_code == 2 and message in result.output
 
 
