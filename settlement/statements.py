@@ -558,9 +558,7 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
     ws.set_column(0, 0, 20)
     ws.set_column(1, 1, 19)
     ws.set_column(2, 2, 14)
-    count = data.con.execute(
-        "SELECT COUNT(*) FROM month_ledger WHERE company = ?", [company]
-    ).fetchall()[0][0]
+    count = int(data.company_lines(company).get_column("accepted").sum())
     export = (
         f"settle statement --league {data.league} --month {data.month} --company {company} "
         "--detail-csv 文件名.csv 导出"
