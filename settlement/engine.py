@@ -342,7 +342,9 @@ def _render_payment_month(cfg, league, month, out_dir, store, say) -> None:
     target = next_open_month(store, league, month)
     if (out_dir / partition("ledger", league, str(target)) / PART_FILE).exists():
         say(f"更新 {target} 结算单的补充结算调整项")
-        render(out_dir, cfg, league, target, store)
+        # that month's ledger is unchanged: parcel details written on request stay beside it
+        folder = out_dir / partition("statements", league, str(target))
+        render(out_dir, cfg, league, target, store, with_detail=any(folder.glob("*.detail.csv")))
 
 
 def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_dir: Path) -> dict:

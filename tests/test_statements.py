@@ -276,7 +276,10 @@ def test_statement_command_renders_again(settled):
     assert nobody.exit_code == 2 and "没有投递记录" in nobody.output
 
 
-def test_supplement_appears_as_adjustment_in_next_open_month(tmp_path):
+def test_supplement_appears_as_adjustment_in_next_open_month(tmp_path, monkeypatch):
+    from settlement import statements
+
+    monkeypatch.setattr(statements, "XLSX_LISTING_MAX_ROWS", 0)  # every detail is "long"
     cfg = make_config(tmp_path / "config")
     out = tmp_path / "out"
     store = out / "settlement.duckdb"
@@ -326,6 +329,9 @@ def test_supplement_appears_as_adjustment_in_next_open_month(tmp_path):
         "c",
     )
     assert seal.exit_code == 0
+    march = ("statement", "--league", "150700", "--month", "2025-03", "--out", out)
+    assert cli(*march, "--config", cfg, "--with-detail").exit_code == 0
+    detail = (out / "statements" / PART / "ZTO.detail.csv").read_bytes()
     run(
         "2025-02",
         logs("late.csv", f"L1,ZTO,2025-02-25 10:00,{V2},5,2.00,0,签名"),
@@ -334,6 +340,11 @@ def test_supplement_appears_as_adjustment_in_next_open_month(tmp_path):
     page = (out / "statements" / PART / "ZTO.html").read_text(encoding="utf-8")
     assert "补充结算调整" in page
     assert "本期实付合计：人民币贰角伍分（¥0.25）" in page  # March 15 + February's late 10
+    # March's ledger did not change: the detail written on request is still there, and listed
+    assert (out / "statements" / PART / "ZTO.detail.csv").read_bytes() == detail
+    listed = json.loads((out / "statements" / PART / "statements.json").read_text("utf-8"))
+    assert "ZTO.detail.csv" in listed["files"]
+    assert cli("verify", "--out", out).exit_code == 0
 
 
 # --------------------------------------------------------------------------- reconciliation
