@@ -19,6 +19,7 @@ from . import SQL_DIR
 from .db import bound, scratch_connection
 from .errors import RefusedError, SettlementError, UsageError
 from .outputs import PART_FILE, manifest_path, sha256_file
+from .store import EMPTY_PAID
 
 QUERIES_DIR = SQL_DIR / "queries"
 AUDITS_DIR = SQL_DIR / "audits"
@@ -305,11 +306,7 @@ def staged_audit_connection(
         "kind VARCHAR, status VARCHAR, rows_in BIGINT, parcels BIGINT, "
         "gross_fen BIGINT, subsidy_fen BIGINT, finished_at TIMESTAMP)"
     )
-    earlier = (
-        "SELECT NULL::VARCHAR AS waybill_no, NULL::VARCHAR AS league_code, "
-        "NULL::VARCHAR AS month, NULL::VARCHAR AS run_id, NULL::VARCHAR AS company, "
-        "NULL::INTEGER AS subsidy_fen WHERE false"
-    )
+    earlier = EMPTY_PAID
     if store.exists():
         con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
         # a regular run replaces the month's current regular run: the audits must not see both

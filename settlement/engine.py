@@ -49,7 +49,7 @@ from .rules import (
     read_rows,
     run_sql,
 )
-from .statements import render
+from .statements import details_written, render
 from .store import committed_runs, last_run, month_state, next_open_month, record_run
 
 Progress = Callable[[str], None] | None
@@ -343,8 +343,8 @@ def _render_payment_month(cfg, league, month, out_dir, store, say) -> None:
     if (out_dir / partition("ledger", league, str(target)) / PART_FILE).exists():
         say(f"更新 {target} 结算单的补充结算调整项")
         # that month's ledger is unchanged: parcel details written on request stay beside it
-        folder = out_dir / partition("statements", league, str(target))
-        render(out_dir, cfg, league, target, store, with_detail=any(folder.glob("*.detail.csv")))
+        keep = details_written(out_dir, league, target)
+        render(out_dir, cfg, league, target, store, with_detail=keep)
 
 
 def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_dir: Path) -> dict:

@@ -551,6 +551,16 @@ def export_detail(
         data.con.close()
 
 
+def detail_csv_name(company: str) -> str:
+    """A company's parcel detail written beside the statements on request (--with-detail)."""
+    return f"{company}.detail.csv"
+
+
+def details_written(out_dir: Path, league: str, month: Month) -> bool:
+    """Whether the month's statements have parcel details written on request beside them."""
+    return any(statements_dir(out_dir, league, str(month)).glob(detail_csv_name("*")))
+
+
 def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
     ws = wb.add_worksheet("投递量明细表")
     for c, (h, _) in enumerate(DETAIL_COLUMNS):
@@ -564,7 +574,7 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
         "--detail-csv 文件名.csv 导出"
     )
     if count > XLSX_LISTING_MAX_ROWS and data.with_detail and count <= CSV_LISTING_MAX_ROWS:
-        path = data.folder / f"{company}.detail.csv"
+        path = data.folder / detail_csv_name(company)
         _detail_csv(data, company, path)
         ws.write_string(
             1,
@@ -586,7 +596,7 @@ def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
             0,
             f"投递量明细共 {count:,} 件，超过 {XLSX_LISTING_MAX_ROWS:,} 件，未随结算单生成；运行 "
             f"settle statement --league {data.league} --month {data.month} --with-detail "
-            f"另存为同目录 {company}.detail.csv，或运行 {export}",
+            f"另存为同目录 {detail_csv_name(company)}，或运行 {export}",
         )
         return []
     cols = ", ".join(

@@ -241,7 +241,11 @@ def _check_ledgers(
         [replaces, league, str(month)],
     ).fetchall()
     files = {
-        str(path): (out_dir, path.parent.parent.name[7:], path.parent.name[6:])
+        str(path): (
+            out_dir,
+            path.parent.parent.name.split("=", 1)[1],
+            path.parent.name.split("=", 1)[1],
+        )
         for out_dir in sorted({r[0] for r in recorded})
         for path in Path(out_dir, "ledger").glob("league=*/month=*/*.parquet")
     }
