@@ -36,7 +36,10 @@ def friendly(func):
         try:
             return func(*args, **kwargs)
         except SettlementError as exc:
-            _fail(f"错误：{exc}", exc.exit_code)
+            click.echo(f"错误：{exc}", err=True)
+            for line in exc.details:  # e.g. what a refused run would have changed
+                click.echo(line, err=True)
+            sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:  # output piped into `head`: not an error
@@ -198,14 +201,39 @@ def main() -> None:
     is_flag=True,
     help="补充结算：已封存月份迟到的投递；应付金额计入下一个未封存月份的结算单。",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="替换该月已有的有效结算（没有此项时只显示各企业应付的变化，不作更改）。",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="结算尚未结束的月份，或超过一半的行不属于本盟市或本月（WRONG_LEAGUE、OUTSIDE_PERIOD）时仍然结算。",
+)
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def run(
-    league, month, logs, config_dir, out_dir, store, memory_limit, supplementary, quiet
+    league,
+    month,
+    logs,
+    config_dir,
+    out_dir,
+    store,
+    memory_limit,
+    supplementary,
+    replace,
+    force,
+    quiet,
 ) -> None:
     """Settle one 盟市-month: ledger, rejects, units and manifest under --out.
 
-    Re-running a 盟市-month replaces its outputs and supersedes its earlier run in the store.
+    A month that already has a current run is settled again only with --replace: without it
+    the run is computed, the change per company (old → new 应付) is shown, and nothing is
+    changed (exit 2). A month that has not ended yet, or inputs more than half of whose rows
+    are WRONG_LEAGUE or OUTSIDE_PERIOD, are refused (exit 2, with the counts) unless --force.
+    Replacing a month makes stale every month that rejected waybills as ALREADY_SETTLED
+    against it: they are named, and must be settled again before they can be sealed.
     A sealed month cannot be re-run; its late parcels are settled with --supplementary, keeping
     break-even and the budget over the month's original and late parcels together.
     """
@@ -213,9 +241,30 @@ def run(
 
     cfg = load_config(config_dir)
     result = settle_month(
-        cfg, league, month, logs, out_dir, store, _progress(quiet), memory_limit, supplementary
+        cfg,
+        league,
+        month,
+        logs,
+        out_dir,
+        store,
+        _progress(quiet),
+        memory_limit,
+        supplementary,
+        replace=replace,
+        force=force,
     )
     _print_run(result)
+
+
+def _print_stale(stale: list[dict]) -> None:
+    """Months a replacement or void made stale (SPEC §8.5)."""
+    if stale:
+        from .months import stale_text
+
+        click.echo(
+            f"  注意：{stale_text(stale)} 以原批次已结算为由剔除了这些运单，现需重新结算"
+            "（settle status 显示“需重算”）；重新结算前不能封存"
+        )
 
 
 def _print_run(result) -> None:
@@ -240,7 +289,12 @@ def _print_run(result) -> None:
         f"  应付补贴 {format_yuan(t['subsidy_fen'])} 元（{t['subsidy_fen']:,} 分）  本月可用预算 {avail}"
     )
     if result.superseded:
-        click.echo(f"  已取代此前批次 {result.superseded}")
+        click.echo(f"  已取代此前批次 {result.superseded}，各企业应付的变化：")
+        from .engine import change_lines
+
+        for line in change_lines(result.changes):
+            click.echo(line)
+    _print_stale(result.stale)
     if m.get("kind") == "supplementary":
         click.echo(
             f"  补充结算：应付 {format_yuan(t['subsidy_fen'])} 元计入 {m['payable_in_month']} 结算单的调整项"
@@ -286,6 +340,10 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         f"预检 {league} {month}：共 {report.rows:,} 行，可受理 {report.accepted:,} 行，"
         f"将剔除 {report.rows - report.accepted:,} 行"
     )
+    if report.mode != "new":
+        click.echo(f"  {VALIDATE_MODE[report.mode]}")
+    for warning in report.warnings:
+        click.echo(f"  注意：{warning}")
     for f in report.inputs:
         enc = f" {f['encoding']}" if f["encoding"] else ""
         click.echo(
@@ -311,6 +369,12 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
     if rejects_out is not None:
         _write_table(report.rejects, rejects_out)
         click.echo(f"剔除明细已写入 {rejects_out}")
+
+
+VALIDATE_MODE = {
+    "replace": "该月已有有效结算：按替换该月结算（settle run --replace）预检，该月原有的运单不算重复",
+    "supplementary": "该月已封存：按补充结算（settle run --supplementary）预检，该月已结算的运单均为 ALREADY_SETTLED",
+}
 
 
 def _write_table(table, path: Path) -> None:
@@ -628,21 +692,44 @@ def _date(_ctx, _param, value: str):
 @league_option
 @month_option
 @store_option
-@click.option("--reviewed-by", required=True, help="审核人。")
+@click.option("--reviewed-by", required=True, help="审核人（不能为空）。")
 @click.option("--notice-start", required=True, callback=_date, help="公示开始日期 YYYY-MM-DD。")
-@click.option("--notice-end", required=True, callback=_date, help="公示结束日期 YYYY-MM-DD（含）。")
-@click.option("--approved-by", required=True, help="审批人。")
-@click.option("--approval-ref", required=True, help="审批文号，如 呼邮管〔2025〕12号。")
+@click.option(
+    "--notice-end",
+    required=True,
+    callback=_date,
+    help="公示结束日期 YYYY-MM-DD（含），须早于今天。",
+)
+@click.option("--approved-by", required=True, help="审批人（不能为空）。")
+@click.option("--approval-ref", required=True, help="审批文号，如 呼邮管〔2025〕12号（不能为空）。")
+@config_option
 @friendly
-def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_by, approval_ref):
+def seal(
+    league,
+    month,
+    store,
+    reviewed_by,
+    notice_start,
+    notice_end,
+    approved_by,
+    approval_ref,
+    config_dir,
+):
     """Seal a settled month after review, public notice and approval (审核、公示、审批).
 
-    A sealed month cannot be re-run and its waybills stay paid; late parcels are settled with
+    Refused (exit 2) when a name is blank, the notice period has not ended before today
+    (Asia/Shanghai), the month is not settled, already sealed, or stale. The month's
+    statements are rendered again showing the seal (审核人, 公示期, 审批人, 文号). A sealed
+    month cannot be re-run and its waybills stay paid; late parcels are settled with
     `settle run --supplementary`.
     """
     from .lock import store_lock
-    from .store import seal_month
+    from .months import seal_month
+    from .statements import details_written, render
+    from .store import recorded_out, require_store
 
+    require_store(store)
+    cfg = load_config(config_dir)
     approval = {
         "reviewed_by": reviewed_by,
         "notice_start": notice_start,
@@ -652,10 +739,50 @@ def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_b
     }
     with store_lock(store, say=lambda m: click.echo(m, err=True)):
         row = seal_month(store, league, month, approval)
+        out_dir = recorded_out(store)
+        render(
+            out_dir, cfg, league, month, store, with_detail=details_written(out_dir, league, month)
+        )
     click.echo(
-        f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审批文号 {approval_ref}，"
-        f"公示 {notice_start} 至 {notice_end}）"
+        f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审核人 {row['reviewed_by']}，"
+        f"审批人 {row['approved_by']}，审批文号 {row['approval_ref']}，公示 {notice_start} 至 "
+        f"{notice_end}）；结算单已重新生成并显示封存信息"
     )
+
+
+@main.command()
+@league_option
+@month_option
+@click.option("--reason", required=True, help="作废原因（不能为空），记入运行日志。")
+@store_option
+@config_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="即使已封存的月份以本月结算为由剔除了运单，仍然作废。",
+)
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@friendly
+def void(league, month, reason, store, config_dir, force, quiet) -> None:
+    """Withdraw the current run of an unsealed month (作废).
+
+    Its waybills are released (they can be settled in another run), its outputs move to
+    voided/<run_id>/ under the output directory, its statements are marked 作废, and the
+    journal and the events record who did it and why. Months that rejected waybills as
+    ALREADY_SETTLED against it become stale and are named.
+    """
+    from .months import void_month
+
+    cfg = load_config(config_dir)
+    result = void_month(cfg, store, league, month, reason, force=force, say=_progress(quiet))
+    click.echo(
+        f"已作废 盟市 {league} {month} 的结算批次 {result.run_id}（原因：{reason.strip()}）；"
+        f"该批次的运单已释放，原输出移至 {result.archive}，结算单已标记作废"
+    )
+    _print_stale(result.stale)
+
+
+RUN_STATE = {"current": "有效", "superseded": "已被取代", "voided": "已作废"}
 
 
 @main.command()
@@ -664,23 +791,29 @@ def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_b
 @store_option
 @friendly
 def runs(league, month, store) -> None:
-    """List runs and their state: current or superseded, regular or supplementary, sealed."""
-    from .store import list_runs
+    """List runs and their state: current, superseded or voided, regular or supplementary,
+    sealed, stale (需重算). Times in Asia/Shanghai."""
+    from .clock import local_text
+    from .store import list_runs, require_store, stale_months
 
+    require_store(store)
     rows = list_runs(store, league, month)
     if not rows:
-        click.echo("结算库中没有结算批次")
+        click.echo("结算库中没有结算批次" + ("（按所给条件）" if league or month else ""))
         return
+    stale = {s["run_id"] for s in stale_months(store)}
     for r in rows:
-        state = {"current": "有效", "superseded": "已被取代"}[r["status"]]
         kind = "补充结算" if r["kind"] == "supplementary" else "月度结算"
         extra = f"，被 {r['superseded_by']} 取代" if r["superseded_by"] else ""
         if r["kind"] == "supplementary":
             extra += f"，计入 {r['payable_in_month']}"
+        if r["void_reason"]:
+            extra += f"，作废原因：{r['void_reason']}"
+        flags = ("  已封存" if r["sealed"] else "") + ("  需重算" if r["run_id"] in stale else "")
         click.echo(
-            f"{r['run_id']}  {r['league_code']} {r['month']}  {kind}  {state}"
-            f"{'  已封存' if r['sealed'] else ''}  受理 {r['parcels']:,} 件  "
-            f"补贴 {format_yuan(r['subsidy_fen'])} 元{extra}"
+            f"{r['run_id']}  {r['league_code']} {r['month']}  {kind}  {RUN_STATE[r['status']]}"
+            f"{flags}  受理 {r['parcels']:,} 件  补贴 {format_yuan(r['subsidy_fen'])} 元"
+            f"  {local_text(r['finished_at'], seconds=False)}  {r['run_by'] or ''}{extra}"
         )
 
 
@@ -693,19 +826,29 @@ def runs(league, month, store) -> None:
     help="预算年度（从该年的预算起始月开始）。",
 )
 @store_option
-@config_option
 @friendly
-def status(league, year, store, config_dir) -> None:
-    """Per month of a budget year: what was paid, budget used and budget left."""
-    from .store import year_payments
+def status(league, year, store) -> None:
+    """Per month of a budget year: state (已结算, 已封存, 需重算), what was paid, budget used
+    and budget left — with the budget the runs were settled under, as the store recorded it."""
+    from .store import league_budget, require_store, stale_months, year_payments
 
-    policy = load_config(config_dir).policy(league)
-    start = Month(year, policy.year_start_month)
-    annual = int(policy.annual_budget_yuan * 100)
+    require_store(store)
+    recorded = league_budget(store, league)
+    if recorded is None:
+        raise UsageError(f"结算库 {store} 中没有盟市 {league} 的结算记录")
+    start = Month(year, recorded["year_start_month"])
     paid = {r["month"]: r for r in year_payments(store, league, start)}
+    latest = paid[max(paid)] if paid else None
+    annual = (
+        latest["annual_budget_fen"]
+        if latest and latest["annual_budget_fen"] is not None
+        else recorded["annual_budget_fen"]
+    )
+    rule = latest["budget_rule"] if latest and latest["budget_rule"] else recorded["budget_rule"]
+    stale = {s["month"] for s in stale_months(store) if s["league_code"] == league}
     click.echo(
-        f"{policy.league_name}（{league}）预算年度 {start} 至 {start.shift(11)}："
-        f"年度预算 {format_yuan(annual)} 元，规则 {policy.budget_rule}"
+        f"{recorded['league_name']}（{league}）预算年度 {start} 至 {start.shift(11)}："
+        f"年度预算 {format_yuan(annual)} 元，规则 {rule}（结算时记录）"
     )
     widths = (9, 10, -12, -16, -14, -16, -16)
     click.echo(
@@ -730,7 +873,7 @@ def status(league, year, store, config_dir) -> None:
             click.echo(_row((9,), [str(month)]) + "未结算")
             continue
         used += r["paid_fen"]
-        state = "已封存" if r["sealed"] else "已结算"
+        state = "需重算" if str(month) in stale else ("已封存" if r["sealed"] else "已结算")
         click.echo(
             _row(
                 widths,
@@ -746,6 +889,10 @@ def status(league, year, store, config_dir) -> None:
             )
         )
     click.echo(f"合计已用 {format_yuan(used)} 元，预算余额 {format_yuan(annual - used)} 元")
+    if stale & {str(start.shift(k)) for k in range(12)}:
+        click.echo(
+            "需重算的月份：以已被取代或作废的批次为由剔除了运单，请用 settle run --replace 重新结算"
+        )
 
 
 @main.command()

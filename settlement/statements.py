@@ -28,6 +28,7 @@ from .money import fen_to_yuan, format_yuan, rmb_upper
 from .outputs import PART_FILE, manifest_path, partition, sha256_file
 from .period import Month
 from .reasons import REASONS, SHORT
+from .store import connect_readonly
 
 #: Listings (rejected rows, parcel detail) longer than this go to a CSV beside the XLSX, which
 #: DuckDB writes at a million rows a second; xlsxwriter writes about 100,000 cells a second, so a
@@ -116,7 +117,7 @@ def _adjustments(store: Path, league: str, month: Month) -> pl.DataFrame:
     )
     if not store.exists():
         return empty
-    con = duckdb.connect(str(store), read_only=True)
+    con = connect_readonly(store)
     try:
         df = con.sql(
             """
