@@ -288,10 +288,13 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
     )
     for f in report.inputs:
         enc = f" {f['encoding']}" if f["encoding"] else ""
+        sheet = f" 工作表“{f['sheet']}”，表头在第 {f['header_line']} 行" if "sheet" in f else ""
         click.echo(
-            f"  {f['path']}（{f['format']}{enc}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
+            f"  {f['path']}（{f['format']}{enc}{sheet}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
             f"剔除 {f['rejected']:,}"
         )
+    for s in report.skipped:
+        click.echo(f"  跳过 {s.path}（{s.reason}）")
     if report.by_file_reason:
         click.echo("剔除原因（按文件）：")
         for r in report.by_file_reason:
@@ -305,7 +308,7 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         )
         for row in rows:
             click.echo(
-                f"  {row['source_file']} 第 {row['source_row']} 行  运单号 "
+                f"  {row['source_file']} 第 {row['source_line']} 行  运单号 "
                 f"{row['waybill_no'] or '（空）'}：{row['detail']}"
             )
     if rejects_out is not None:

@@ -95,6 +95,8 @@ def _per_file(con, inputs: list[InputFile]) -> list[dict]:
                 "sha256": f.sha256,
                 "size_bytes": f.size_bytes,
                 "rows": f.rows,
+                "header_line": f.header_line,
+                **({"sheet": f.sheet} if f.sheet is not None else {}),
                 "accepted": c["accepted"],
                 "rejected": c["rejected"],
             }
@@ -116,7 +118,7 @@ def prepare(
     be on its own (`rows`): the one pass over the input, before the store is looked at."""
     con = connect(memory_limit, temp_dir)
     try:
-        load_config(con, cfg, league, month, run_id, stream.names)
+        load_config(con, cfg, league, month, run_id, stream.names, stream.header_lines)
         read_rows(con, stream, progress)
     except BaseException:
         con.close()
@@ -215,6 +217,7 @@ def settle_month(
                     supplementary,
                     run_id,
                     started,
+                    stream.skipped,
                 )
         finally:
             con.close()
@@ -223,7 +226,7 @@ def settle_month(
 
 
 def _settle_locked(
-    con, cfg, league, month, inputs, out_dir, store, say, supplementary, run_id, started
+    con, cfg, league, month, inputs, out_dir, store, say, supplementary, run_id, started, skipped
 ):
     policy = cfg.policy(league)
     state = month_state(store, league, month)
@@ -253,6 +256,7 @@ def _settle_locked(
         say("写出 Parquet")
         outputs = write_staged(con, staging, league, str(month), part)
         manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
+        manifest["skipped_files"] = [{"path": s.path, "reason": s.reason} for s in skipped]
         payouts = _rows(
             con,
             """
@@ -459,6 +463,7 @@ class ValidationReport:
     rows: int
     accepted: int
     rejects: object  # pyarrow.Table of every rejected row
+    skipped: list = field(default_factory=list)  # ingest.Skipped: what the directories held
 
 
 def validate_logs(
@@ -510,6 +515,7 @@ def validate_logs(
         total,
         total - sum(by_reason.values()),
         rejects,
+        stream.skipped,
     )
 
 

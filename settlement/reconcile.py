@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from .errors import RefusedError
-from .ingest import map_headers, read_raw, text_column
+from .ingest import read_raw, text_column
 from .outputs import partition
 
 CLAIM_ALIASES: dict[str, tuple[str, ...]] = {
@@ -104,8 +104,8 @@ def reconcile(
         raise RefusedError(
             f"盟市 {league} {month} 尚未结算（{out_dir / 'ledger'} 下没有该月明细账）"
         )
-    raw = read_raw(claim_file)
-    mapping = map_headers(raw.frame.columns, claim_file, CLAIM_ALIASES, ("waybill_no",))
+    raw = read_raw(claim_file, CLAIM_ALIASES, ("waybill_no",))
+    mapping = raw.mapping(claim_file, CLAIM_ALIASES, ("waybill_no",))
     claims = pl.DataFrame(
         [
             text_column(raw.frame, mapping["waybill_no"], "waybill_no"),
