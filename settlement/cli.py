@@ -411,12 +411,15 @@ def statement(league, month, company, with_detail, detail_csv, out_dir, store, c
 @config_option
 @friendly
 def reconcile(league, month, company, claim_file, out_dir, store, config_dir) -> None:
-    """Reconcile a courier company's claim against a settled month, waybill by waybill.
+    """Reconcile a courier company's claim against a settled month, line by line.
 
-    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per
-    waybill: PAID, REJECTED (with reason_code), OTHER_COMPANY, NOT_SUBMITTED or NOT_CLAIMED.
+    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per claim
+    line (claim_line as Excel shows it): PAID, REJECTED (with reason_code), OTHER_COMPANY,
+    NOT_SUBMITTED, REPEATED (a waybill claimed on an earlier line), BAD_AMOUNT (not a number)
+    or NO_WAYBILL (运单号 blank); then NOT_CLAIMED for waybills paid but not claimed.
+    difference_fen = claimed − paid; the lines where it is not 0 are counted and summed.
     """
-    from .reconcile import STATUS_TEXT
+    from .reconcile import STATUS_TEXT, difference_note
     from .reconcile import reconcile as run_reconcile
 
     cfg = load_config(config_dir)
@@ -432,25 +435,35 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
         data_dir, league, str(month), company, claim_file, set(cfg.companies), out_dir
     )
     click.echo(f"对账 盟市 {league} {month} 企业 {company}（申报文件 {claim_file}）")
-    widths = (16, 20, -10, -16, -16)
-    click.echo(_row(widths, ["状态", "说明", "运单数", "申报金额(元)", "实付金额(元)"]))
-    for s in result.summary:
+    widths = (16, 28, -10, -16, -16, -16)
+    click.echo(_row(widths, ["状态", "说明", "行数", "申报金额(元)", "实付金额(元)", "差额(元)"]))
+    for s in [*result.summary, result.total]:
         click.echo(
             _row(
                 widths,
                 [
-                    s["status"],
-                    STATUS_TEXT[s["status"]],
-                    f"{s['waybills']:,}",
+                    s["status"] or "合计",
+                    STATUS_TEXT[s["status"]] if s["status"] else "",
+                    f"{s['lines']:,}",
                     format_yuan(s["claimed_fen"]),
                     format_yuan(s["paid_fen"]),
+                    format_yuan(s["difference_fen"]) if result.compares(s["status"]) else "—",
                 ],
             )
         )
-    if result.duplicate_claims:
-        click.echo(f"  注意：申报文件中有 {result.duplicate_claims:,} 行重复的运单号，已合并")
-    if result.unreadable_amounts:
-        click.echo(f"  注意：{result.unreadable_amounts:,} 个运单的申报金额不是数字，按未填写处理")
+    click.echo(f"  {difference_note(result)}")
+    for status in ("NO_WAYBILL", "BAD_AMOUNT", "REPEATED"):
+        lines = result.lines_with(status)
+        if not lines:
+            continue
+        count = next(s["lines"] for s in result.summary if s["status"] == status)
+        shown = "、".join(
+            f"第 {r['claim_line']} 行"
+            + (f"（“{r['claimed_text']}”）" if status == "BAD_AMOUNT" else "")
+            for r in lines
+        )
+        more = f" 等 {count:,} 行" if count > len(lines) else ""
+        click.echo(f"  {STATUS_TEXT[status]}：{shown}{more}")
     click.echo(f"  明细：{result.parquet}  {result.xlsx}")
 
 
