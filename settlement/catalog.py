@@ -39,6 +39,7 @@ LEDGER = {
 REJECTS = {
     "source_file": "input file the row came from",
     "source_row": "1-based data row in that file",
+    "source_line": "the row as Excel or an editor numbers it: source_row + the header's line (title rows above an XLSX header counted)",
     "waybill_no": "运单号 as logged (text)",
     "company": "company as logged (text)",
     "delivered_at": "签收时间 as logged (text; DUPLICATE/ALREADY_SETTLED rows, which parsed cleanly: YYYY-MM-DD HH:MM:SS)",

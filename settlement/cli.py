@@ -346,10 +346,13 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         click.echo(f"  注意：{warning}")
     for f in report.inputs:
         enc = f" {f['encoding']}" if f["encoding"] else ""
+        sheet = f" 工作表“{f['sheet']}”，表头在第 {f['header_line']} 行" if "sheet" in f else ""
         click.echo(
-            f"  {f['path']}（{f['format']}{enc}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
+            f"  {f['path']}（{f['format']}{enc}{sheet}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
             f"剔除 {f['rejected']:,}"
         )
+    for s in report.skipped:
+        click.echo(f"  跳过 {s.path}（{s.reason}）")
     if report.by_file_reason:
         click.echo("剔除原因（按文件）：")
         for r in report.by_file_reason:
@@ -363,7 +366,7 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         )
         for row in rows:
             click.echo(
-                f"  {row['source_file']} 第 {row['source_row']} 行  运单号 "
+                f"  {row['source_file']} 第 {row['source_line']} 行  运单号 "
                 f"{row['waybill_no'] or '（空）'}：{row['detail']}"
             )
     if rejects_out is not None:
@@ -472,46 +475,60 @@ def statement(league, month, company, with_detail, detail_csv, out_dir, store, c
 @config_option
 @friendly
 def reconcile(league, month, company, claim_file, out_dir, store, config_dir) -> None:
-    """Reconcile a courier company's claim against a settled month, waybill by waybill.
+    """Reconcile a courier company's claim against a settled month, line by line.
 
-    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per
-    waybill: PAID, REJECTED (with reason_code), OTHER_COMPANY, NOT_SUBMITTED or NOT_CLAIMED.
+    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per claim
+    line (claim_line as Excel shows it): PAID, REJECTED (with reason_code), OTHER_COMPANY,
+    NOT_SUBMITTED, REPEATED (a waybill claimed on an earlier line), BAD_AMOUNT (not a number)
+    or NO_WAYBILL (运单号 blank); then NOT_CLAIMED for waybills paid but not claimed.
+    difference_fen = claimed − paid; the lines where it is not 0 are counted and summed.
     """
-    from .reconcile import STATUS_TEXT
+    from .reconcile import STATUS_TEXT, difference_note
     from .reconcile import reconcile as run_reconcile
 
     cfg = load_config(config_dir)
     data_dir = out_dir
     if store is not None:
-        from .store import list_runs
+        from .store import list_runs, require_store, resolve_out
 
+        require_store(store)
         current = [r for r in list_runs(store, league, month) if r["status"] == "current"]
         if not current:
             raise UsageError(f"结算库 {store} 中没有盟市 {league} {month} 的有效结算批次")
-        data_dir = Path(current[0]["out_dir"])
+        data_dir = resolve_out(store, current[0]["out_dir"])
     result = run_reconcile(
         data_dir, league, str(month), company, claim_file, set(cfg.companies), out_dir
     )
     click.echo(f"对账 盟市 {league} {month} 企业 {company}（申报文件 {claim_file}）")
-    widths = (16, 20, -10, -16, -16)
-    click.echo(_row(widths, ["状态", "说明", "运单数", "申报金额(元)", "实付金额(元)"]))
-    for s in result.summary:
+    widths = (16, 28, -10, -16, -16, -16)
+    click.echo(_row(widths, ["状态", "说明", "行数", "申报金额(元)", "实付金额(元)", "差额(元)"]))
+    for s in [*result.summary, result.total]:
         click.echo(
             _row(
                 widths,
                 [
-                    s["status"],
-                    STATUS_TEXT[s["status"]],
-                    f"{s['waybills']:,}",
+                    s["status"] or "合计",
+                    STATUS_TEXT[s["status"]] if s["status"] else "",
+                    f"{s['lines']:,}",
                     format_yuan(s["claimed_fen"]),
                     format_yuan(s["paid_fen"]),
+                    format_yuan(s["difference_fen"]) if result.compares(s["status"]) else "—",
                 ],
             )
         )
-    if result.duplicate_claims:
-        click.echo(f"  注意：申报文件中有 {result.duplicate_claims:,} 行重复的运单号，已合并")
-    if result.unreadable_amounts:
-        click.echo(f"  注意：{result.unreadable_amounts:,} 个运单的申报金额不是数字，按未填写处理")
+    click.echo(f"  {difference_note(result)}")
+    for status in ("NO_WAYBILL", "BAD_AMOUNT", "REPEATED"):
+        lines = result.lines_with(status)
+        if not lines:
+            continue
+        count = next(s["lines"] for s in result.summary if s["status"] == status)
+        shown = "、".join(
+            f"第 {r['claim_line']} 行"
+            + (f"（“{r['claimed_text']}”）" if status == "BAD_AMOUNT" else "")
+            for r in lines
+        )
+        more = f" 等 {count:,} 行" if count > len(lines) else ""
+        click.echo(f"  {STATUS_TEXT[status]}：{shown}{more}")
     click.echo(f"  明细：{result.parquet}  {result.xlsx}")
 
 

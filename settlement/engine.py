@@ -112,6 +112,8 @@ def _per_file(con, inputs: list[InputFile]) -> list[dict]:
                 "sha256": f.sha256,
                 "size_bytes": f.size_bytes,
                 "rows": f.rows,
+                "header_line": f.header_line,
+                **({"sheet": f.sheet} if f.sheet is not None else {}),
                 "accepted": c["accepted"],
                 "rejected": c["rejected"],
             }
@@ -133,7 +135,7 @@ def prepare(
     be on its own (`rows`): the one pass over the input, before the store is looked at."""
     con = connect(memory_limit, temp_dir)
     try:
-        load_config(con, cfg, league, month, run_id, stream.names)
+        load_config(con, cfg, league, month, run_id, stream.names, stream.header_lines)
         read_rows(con, stream, progress)
     except BaseException:
         con.close()
@@ -244,6 +246,7 @@ def settle_month(
                     request,
                     run_id,
                     started,
+                    stream.skipped,
                 )
         finally:
             con.close()
@@ -371,7 +374,9 @@ def _refuse_unreplaced(con, league, month, state, old: dict[str, dict]) -> None:
     )
 
 
-def _settle_locked(con, cfg, league, month, inputs, out_dir, store, say, request, run_id, started):
+def _settle_locked(
+    con, cfg, league, month, inputs, out_dir, store, say, request, run_id, started, skipped
+):
     policy = cfg.policy(league)
     supplementary = request.supplementary
     state = month_state(store, league, month)
@@ -422,6 +427,7 @@ def _settle_locked(con, cfg, league, month, inputs, out_dir, store, say, request
         say("写出 Parquet")
         outputs = write_staged(con, staging, league, str(month), part)
         manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
+        manifest["skipped_files"] = [{"path": s.path, "reason": s.reason} for s in skipped]
         ledger_file = os.path.abspath(staging / outputs[0]["path"])
         payouts = _rows(
             con,
@@ -657,6 +663,7 @@ class ValidationReport:
     rejects: object  # pyarrow.Table of every rejected row
     mode: str = "new"  # new | replace | supplementary: what a run of these files would be
     warnings: list[str] = field(default_factory=list)  # what a run would refuse without --force
+    skipped: list = field(default_factory=list)  # ingest.Skipped: what the directories held
 
 
 def validate_logs(
@@ -734,6 +741,7 @@ def validate_logs(
         rejects,
         mode,
         warnings,
+        stream.skipped,
     )
 
 

@@ -23,6 +23,13 @@ def _d(value) -> str:
     return text
 
 
+def _line(source_row: int, header_line: int | None) -> str:
+    """A row as Excel or an editor numbers it (outputs older than source_line: the data row)."""
+    if header_line is None:
+        return f"第 {source_row} 个数据行"
+    return f"第 {source_row + header_line} 行"
+
+
 def explain(store: Path, waybill: str) -> list[str]:
     """Lines describing every appearance of the waybill: settled parcels and rejected rows."""
     con = open_readonly(store)
@@ -48,7 +55,12 @@ def explain(store: Path, waybill: str) -> list[str]:
         for r in rejects:
             lines += [
                 f"运单 {waybill}：剔除（盟市 {r['league']} {r['month']}，批次 {r['run_id']}）",
-                f"  来源：{r['source_file']} 第 {r['source_row']} 行",
+                f"  来源：{r['source_file']} "
+                + (
+                    f"第 {r['source_line']} 行"
+                    if r.get("source_line") is not None
+                    else _line(r["source_row"], None)
+                ),
                 f"  原因：{r['reason_code']} {r['reason']}",
                 f"  说明：{r['detail']}",
                 f"  原始值：企业 {r['company']}，签收时间 {r['delivered_at']}，村代码 {r['village_code']}，"
@@ -82,7 +94,9 @@ def _parcel(con: duckdb.DuckDBPyConnection, store: Path, p: dict) -> list[str]:
     u = unit[0] if unit else {}
     run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[p["run_id"]]).pl().to_dicts()[0]
     entry = resolve_out(store, run["out_dir"]) / journal.entry_rel(run["run_id"])
-    budget = json.loads(entry.read_text(encoding="utf-8"))["budget"] if entry.exists() else {}
+    manifest = json.loads(entry.read_text(encoding="utf-8")) if entry.exists() else {}
+    budget = manifest.get("budget", {})
+    header_line = {f["path"]: f.get("header_line") for f in manifest.get("inputs", [])}
 
     base = Decimal(p["base_rate_yuan"])
     mult = Decimal(p["volume_multiplier"])
@@ -105,7 +119,8 @@ def _parcel(con: duckdb.DuckDBPyConnection, store: Path, p: dict) -> list[str]:
     )
     lines = [
         f"运单 {p['waybill_no']}：已结算（盟市 {p['league']} {p['month']}，批次 {p['run_id']}）",
-        f"  来源：{p['source_file']} 第 {p['source_row']} 行；企业 {p['company']}；"
+        f"  来源：{p['source_file']} "
+        f"{_line(p['source_row'], header_line.get(p['source_file']))}；企业 {p['company']}；"
         f"签收 {p['delivered_at']}；嘎查村 {p['village_code']}（旗县 {p['county_code']}）",
         "  1 校验：通过全部检查（SPEC §4.1）",
         f"  2 政策版本：{p['policy_version']}（{v.get('reference', '')}）"

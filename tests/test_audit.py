@@ -430,7 +430,7 @@ def test_explain_parcel_and_reject(office):
     assert "本件 subsidy_fen = 15 分（0.15 元）" in text
     rejected = cli("explain", "BAD", "--out", out)
     assert "原因：MALFORMED 必填字段为空或格式错误" in rejected.output
-    assert "第 6 行" in rejected.output
+    assert "第 7 行" in rejected.output  # data row 6, below the header line
     both = cli("explain", "F1", "--out", out)
     assert "运单 F1：已结算（盟市 150700 2025-02" in both.output
     assert "原因：ALREADY_SETTLED" in both.output

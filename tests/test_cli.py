@@ -270,8 +270,9 @@ def test_validate_reports_and_writes_nothing(tmp_path, cfg_dir):
     lines = result.output.splitlines()
     assert lines[0] == "预检 150700 2025-03：共 3 行，可受理 1 行，将剔除 2 行"
     assert f"  {logs}（csv utf-8）：3 行，受理 1，剔除 2" in lines
-    assert f"  {logs} 第 2 行  运单号 A2：派送距离(distance_km)“五公里”不是数字" in lines
-    assert f"  {logs} 第 3 行  运单号 A1：与 {logs} 第 1 行的运单号相同，该行已受理" in lines
+    # rows as Excel shows them: the header is line 1
+    assert f"  {logs} 第 3 行  运单号 A2：派送距离(distance_km)“五公里”不是数字" in lines
+    assert f"  {logs} 第 4 行  运单号 A1：与 {logs} 第 2 行的运单号相同，该行已受理" in lines
 
 
 def test_validate_rejects_out(tmp_path, cfg_dir):

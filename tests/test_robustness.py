@@ -302,7 +302,7 @@ def hostile_files(root: Path) -> dict[str, tuple[Path, int, str]]:
         "ragged.csv",
         HEADER + GOOD + GOOD.rstrip("\n") + ",extra\n",
         2,
-        "第 2 行数据有 9 个字段，多于表头的 8 个",
+        "第 3 行有 9 个字段，多于表头的 8 个",
     )
     add("short_rows.csv", HEADER + "A1,ZTO\n", 0, "签收时间(delivered_at)为空")
     add(
