@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .money import format_yuan, rmb_upper
 from .reasons import SHORT
-from .statements import COMPANY_HEADERS, COUNTY_HEADERS, MONEY_COLUMNS
+from .statements import COMPANY_HEADERS, COUNTY_HEADERS, MONEY_COLUMNS, NO_LINES
 
 if TYPE_CHECKING:
     from .statements import Layout, Notice
@@ -119,6 +119,8 @@ def write_statement_html(path: Path, lay: Layout) -> None:
             + "".join(_y(v) for v in line.money)
             + "</tr>"
         )
+    if not lay.rows:
+        out.append(f'<tr><td colspan="{len(COUNTY_HEADERS)}">{NO_LINES}</td></tr>')
     totals = lay.totals
     out.append(
         '<tr class="total"><td>合计</td><td></td><td></td>'

@@ -21,6 +21,7 @@ from .statements import (
     COUNTY_HEADERS,
     DETAIL_COLUMNS,
     MONEY_COLUMNS,
+    NO_LINES,
     REJECT_COLUMNS,
     _detail_select,
     _rejects_select,
@@ -154,7 +155,7 @@ def write_statement_xlsx(path: Path, data: MonthData, lay: Layout) -> None:
     ws = wb.add_worksheet("结算单")
     first_data, last_data = _signed_sheet(ws, f, lay)
     if lay.companies is not None:
-        _chart_sheet(wb, lay, first_data, last_data)
+        _chart_sheet(wb, f, lay, first_data, last_data)
     for listing in lay.listings:
         _listing_sheet(wb, f, data, lay, listing)
     totals = lay.totals
@@ -203,6 +204,9 @@ def _signed_sheet(ws, f: _Formats, lay: Layout) -> tuple[int, int]:
             ws.write_number(row, c, float(fen_to_yuan(v)), f.money)
         row += 1
     last_data = row - 1
+    if not lay.rows:
+        _merged(ws, row, 0, LAST, NO_LINES, f.text)
+        row += 1
     totals = lay.totals
     ws.write_string(row, 0, "合计", f.total_text)
     ws.write_string(row, 1, "", f.total_text)
@@ -359,16 +363,11 @@ def _signatures(ws, f: _Formats, lay: Layout, row: int) -> int:
     return row + 2
 
 
-def _chart_sheet(wb, lay: Layout, first_data: int, last_data: int) -> None:
+def _chart_sheet(wb, f: _Formats, lay: Layout, first_data: int, last_data: int) -> None:
     if last_data < first_data:
         return
     cs = wb.add_worksheet("应付补贴图")
-    top = 0
-    if lay.void_banner:
-        fmt = wb.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": RED})
-        cs.merge_range(0, 0, 0, 11, lay.void_banner, fmt)
-        cs.set_row(0, 30)
-        top = 1
+    top = _void_row(cs, f, lay, 11)
     chart = wb.add_chart({"type": "bar"})
     chart.add_series(
         {

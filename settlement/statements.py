@@ -41,7 +41,7 @@ XLSX_LISTING_MAX_ROWS = 5_000
 #: The rows copied into a month's workbooks, all companies together, are at most this share of
 #: the month's input rows (or XLSX_LISTING_MAX_ROWS, when more): a row costs 40 (reject) to 71
 #: (parcel) bytes of XLSX against about 73 of CSV input, so the statements folder stays within
-#: 5% of the input (bench/RESULTS.md). Rejects go first, shortest listing first.
+#: 5% of the input (bench/RESULTS.md, bench/statements_size.py). Rejects first, shortest first.
 LISTING_SHARE = 0.02
 #: --with-detail writes a listing as CSV up to this many rows (Excel's sheet limit less the
 #: header); a longer one only by export, however long.
@@ -298,8 +298,8 @@ def _listing(data: MonthData, company: str, kind: str, count: int) -> Listing:
     why = (
         f"超过 {XLSX_LISTING_MAX_ROWS:,} {unit}"
         if count > XLSX_LISTING_MAX_ROWS
-        else f"本月各企业随结算单附带的明细合计以 {_listing_budget(data):,} 行为限，剔除行优先、"
-        "较短的优先"
+        else f"本月各结算单所附明细合计不超过 {_listing_budget(data):,} 行，剔除明细优先、"
+        "行数少的优先"
     )
     if written:
         off = f"见同目录 {name}。"
@@ -517,29 +517,19 @@ class Layout:
         return [x.where(workbook) for x in self.listings] + self.notes
 
 
-COUNTY_HEADERS = [
-    "旗县代码",
-    "旗县名称",
-    "服务区域类别",
-    "提交行数",
-    "受理件数",
-    "剔除行数",
-    "基础补贴(元)",
-    "盈亏平衡核减(元)",
-    "预算调减(元)",
-    "应付补贴(元)",
-]
+#: The headings of MONEY_COLUMNS.
+MONEY_HEADERS = ["基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)"]
+COUNTY_HEADERS = ["旗县代码", "旗县名称", "服务区域类别", "提交行数", "受理件数", "剔除行数"]
+COUNTY_HEADERS += MONEY_HEADERS
 COMPANY_HEADERS = [
     "企业",
     "受理件数",
     "剔除行数",
-    "基础补贴(元)",
-    "盈亏平衡核减(元)",
-    "预算调减(元)",
-    "应付补贴(元)",
+    *MONEY_HEADERS,
     "补充结算调整(元)",
     "本期实付(元)",
 ]
+NO_LINES = "本月无投递记录（本期只有补充结算调整）"
 
 
 def void_banner(voided: dict | None, subject: str = "结算单") -> str | None:

@@ -243,8 +243,8 @@ def test_listings_in_workbooks_stay_within_the_months_budget(copy, monkeypatch):
     assert [c.value for c in zto["剔除明细"]["C"]] == ["运单号", "R1", "R2"]
     assert [c.value for c in yto["投递量明细表"]["A"]] == ["运单号", "B1"]
     assert zto["投递量明细表"]["A2"].value == (
-        "投递量明细 3 件：未随结算单生成（本月各企业随结算单附带的明细合计以 3 行为限，剔除行优先、"
-        "较短的优先）；见输出目录下 ledger/league=150700/month=2025-03/part-0.parquet；运行 "
+        "投递量明细 3 件：未随结算单生成（本月各结算单所附明细合计不超过 3 行，剔除明细优先、"
+        "行数少的优先）；见输出目录下 ledger/league=150700/month=2025-03/part-0.parquet；运行 "
         "settle statement --league 150700 --month 2025-03 --with-detail 写入同目录 "
         "ZTO.detail.csv，或运行 settle statement --league 150700 --month 2025-03 --company ZTO "
         "--detail-csv 文件名.csv 导出。"
@@ -419,6 +419,8 @@ def test_notice_lists_the_months_adjustments(tmp_path, monkeypatch):
     assert manifest["files"]["public_notice.csv"]["subsidy_fen"] == 15  # verify's meaning
     yto = (folder / "YTO.html").read_text(encoding="utf-8")
     assert '本期实付合计：人民币壹角伍分（<span id="total-due">¥0.15</span>）' in yto
+    assert '<tr><td colspan="10">本月无投递记录（本期只有补充结算调整）</td></tr>' in yto
+    assert "本月无投递记录（本期只有补充结算调整）" in texts(folder / "YTO.xlsx")
     summary = cells(folder / "summary.xlsx")
     yto_line = next(r for r in summary if r[0] == "圆通速递（YTO）")
     assert yto_line[2:] == [0, 0, 0, 0, 0, 0, 0.15, 0.15]  # 受理, 剔除, …, 调整, 本期实付
