@@ -418,7 +418,8 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @click.option(
     "--with-detail",
     is_flag=True,
-    help="超过 5,000 行的企业剔除明细和投递量明细另存为结算单旁的 CSV（Excel 单表上限以内）。",
+    help="未附在企业结算单工作簿中的剔除明细和投递量明细另存为结算单旁的 CSV"
+    "（Excel 单表上限以内）。",
 )
 @click.option(
     "--detail-csv",
@@ -444,8 +445,9 @@ def statement(
 
     Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
     public_notice.html and .csv, and statements.json (hashes and totals); a sealed month's show
-    the seal. Listings longer than 5,000 rows are not in the workbooks: --with-detail writes
-    them beside them as <COMPANY>.rejects.csv and <COMPANY>.detail.csv; --detail-csv and
+    the seal. A company's listings are sheets of its workbook when short (at most 5,000 rows
+    each, within the month's budget of listed rows); --with-detail writes the others beside
+    the statements as <COMPANY>.rejects.csv and <COMPANY>.detail.csv; --detail-csv and
     --rejects-csv export one listing instead, however long.
     """
     from .lock import store_lock

@@ -388,6 +388,10 @@ def _chart_sheet(wb, f: _Formats, lay: Layout, first_data: int, last_data: int) 
     _void_header(cs, lay)
 
 
+REJECT_WIDTHS = [28, 8, 20, 10, 16, 30, 44]
+DETAIL_WIDTHS = [20, 19, 14, 10, 15, 13, 13, 20, 14, 12, 9, 16, 9]
+
+
 def _listing_sheet(wb, f: _Formats, data: MonthData, lay: Layout, listing: Listing) -> None:
     ws = wb.add_worksheet(listing.sheet)
     rejects = listing.kind == "rejects"
@@ -395,12 +399,9 @@ def _listing_sheet(wb, f: _Formats, data: MonthData, lay: Layout, listing: Listi
     top = _void_row(ws, f, lay, len(headers) - 1)
     for c, h in enumerate(headers):
         ws.write_string(top, c, h, f.head)
-    widths = [28, 8, 20, 10, 16, 30, 44] if rejects else [20, 19, 14, 10, 13, 12, 12, 18]
+    widths = REJECT_WIDTHS if rejects else DETAIL_WIDTHS
     for c, w in enumerate(widths):
         ws.set_column(c, c, w)
-    if not rejects:
-        ws.set_column(8, 8, 14)
-        ws.set_column(11, 11, 14)
     ws.freeze_panes(top + 1, 0)
     _print_setup(ws, lay, top)
     if not listing.in_sheet or listing.count == 0:
