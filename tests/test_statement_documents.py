@@ -207,7 +207,8 @@ def test_detail_sheet_numbers_are_numbers(month):
             assert r[key].data_type == "n", (key, r[key].value)
     rejects = openpyxl.load_workbook(path)["剔除明细"]
     first = [c.value for c in rejects[2]]
-    assert first[0].endswith("logs.csv") and first[1:5] == [5, "R1", "ZTO", "MALFORMED"]
+    # 行号 as the file shows it: R1 is on line 6 (the header on line 1)
+    assert first[0].endswith("logs.csv") and first[1:5] == [6, "R1", "ZTO", "MALFORMED"]
     assert rejects["B2"].data_type == "n"
 
 
