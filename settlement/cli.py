@@ -411,7 +411,8 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 @click.option(
     "--with-detail",
     is_flag=True,
-    help="超过 5,000 件的企业投递量明细另存为结算单旁的 CSV（Excel 单表上限以内）。",
+    help="未附在企业结算单工作簿中的剔除明细和投递量明细另存为结算单旁的 CSV"
+    "（Excel 单表上限以内）。",
 )
 @click.option(
     "--detail-csv",
@@ -419,29 +420,47 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
     default=None,
     help="只导出该企业（--company）的投递量明细到此 CSV 文件（不限行数），不重新生成结算单。",
 )
+@click.option(
+    "--rejects-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="只导出剔除明细到此 CSV 文件（给出 --company 时只导出该企业的，不限行数），"
+    "不重新生成结算单。",
+)
 @out_option("输出目录（结算单写入 statements/ 下）。")
-@store_path_option("结算库，默认 <out>/settlement.duckdb（用于补充结算调整项）。")
+@store_path_option("结算库，默认 <out>/settlement.duckdb（用于补充结算调整项和封存信息）。")
 @config_option
 @friendly
-def statement(league, month, company, with_detail, detail_csv, out_dir, store, config_dir) -> None:
+def statement(
+    league, month, company, with_detail, detail_csv, rejects_csv, out_dir, store, config_dir
+) -> None:
     """Render a settled month's statements (结算单) and public notice (公示名单) again.
 
     Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
-    public_notice.html and .csv, and statements.json (hashes and totals). A company's parcel
-    detail longer than 5,000 rows is not in its workbook: --with-detail writes it beside it as
-    <COMPANY>.detail.csv; --detail-csv exports one company's detail instead, however long.
+    public_notice.html and .csv, and statements.json (hashes and totals); a sealed month's show
+    the seal. A company's listings are sheets of its workbook when short (at most 5,000 rows
+    each, within the month's budget of listed rows); --with-detail writes the others beside
+    the statements as <COMPANY>.rejects.csv and <COMPANY>.detail.csv; --detail-csv and
+    --rejects-csv export one listing instead, however long.
     """
     from .lock import store_lock
-    from .statements import export_detail, render, statements_dir
+    from .statements import export_detail, export_rejects, render, statements_dir
 
     cfg = load_config(config_dir)
-    if detail_csv is not None:
-        if company is None:
+    if detail_csv is not None and rejects_csv is not None:
+        raise click.UsageError("--detail-csv 与 --rejects-csv 不能同时使用")
+    if detail_csv is not None or rejects_csv is not None:
+        option = "--detail-csv" if detail_csv is not None else "--rejects-csv"
+        if detail_csv is not None and company is None:
             raise click.UsageError("--detail-csv 需要同时指定 --company")
         if with_detail:
-            raise click.UsageError("--detail-csv 与 --with-detail 不能同时使用")
-        count = export_detail(out_dir, cfg, league, month, company, detail_csv)
-        click.echo(f"{detail_csv}  投递量明细 {count:,} 件")
+            raise click.UsageError(f"{option} 与 --with-detail 不能同时使用")
+        if detail_csv is not None:
+            count = export_detail(out_dir, cfg, league, month, company, detail_csv)
+            click.echo(f"{detail_csv}  投递量明细 {count:,} 件")
+        else:
+            count = export_rejects(out_dir, cfg, league, month, company, rejects_csv)
+            click.echo(f"{rejects_csv}  剔除明细 {count:,} 行")
         return
     lock_on = store if store is not None else out_dir / "settlement.duckdb"
     with store_lock(lock_on, say=lambda m: click.echo(m, err=True)):
@@ -449,7 +468,9 @@ def statement(league, month, company, with_detail, detail_csv, out_dir, store, c
     directory = statements_dir(out_dir, league, str(month))
     for name, entry in sorted(manifest["files"].items()):
         if company is None or entry["company"] == company:
-            click.echo(f"{directory / name}  应付补贴 {format_yuan(entry['subsidy_fen'])} 元")
+            due = entry.get("due_fen", entry["subsidy_fen"])
+            paid = "" if due == entry["subsidy_fen"] else f"，本期实付 {format_yuan(due)} 元"
+            click.echo(f"{directory / name}  应付补贴 {format_yuan(entry['subsidy_fen'])} 元{paid}")
 
 
 @main.command()

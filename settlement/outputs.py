@@ -151,15 +151,24 @@ def recover(out_dir: Path, committed: set[str]) -> list[str]:
                         shutil.rmtree(target) if target.is_dir() else target.unlink()
                     if backup.exists():
                         os.replace(backup, target)
+                    _prune(target.parent, out_dir)
                 for source, destination in reversed(intent.get("moves", [])):
                     back, moved = out_dir / source, out_dir / destination
                     if moved.exists() and not back.exists():
                         os.replace(moved, back)
+                    _prune(moved.parent, out_dir)
                 done.append(f"撤销了未完成的发布 {intent['run_id']}，恢复到此前状态")
             else:
                 done.append(f"完成了批次 {intent['run_id']} 发布后的清理")
         discard(staging)
     return done
+
+
+def _prune(directory: Path, top: Path) -> None:
+    """Remove empty directories from `directory` up to (not including) `top`."""
+    while directory != top and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
 
 
 def discard(staging: Path) -> None:

@@ -1,15 +1,17 @@
 """Monthly settlement statements (结算单), the public notice (公示名单) and their manifest.
 
 Rendered from the published Parquet of a 盟市-month's regular run, so `settle statement` can
-render them again at any time. Text from logs is untrusted: in XLSX it is always written as a
-string cell (never a formula), in HTML always escaped, in CSV guarded against formula prefixes.
+render them again at any time. What a statement shows is worked out once here (`Layout`,
+`Notice`); `statement_xlsx` and `statement_html` only draw it. The signed part — totals, the
+旗县 table, rejects counted by reason, adjustments, seal, signatures — comes first; listings
+(rejected rows, parcel detail) go on other sheets or files, and the statement says where.
+Text from logs is untrusted: in XLSX it is always written as a string cell (never a formula),
+in HTML always escaped, in CSV guarded against formula prefixes.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import html
 import io
 import json
 import os
@@ -21,26 +23,45 @@ import duckdb
 import polars as pl
 
 from . import SQL_DIR, shipped
+from .clock import local_text
 from .config import Config
 from .db import scratch_connection
-from .errors import RefusedError
+from .errors import RefusedError, SettlementError
 from .money import fen_to_yuan, format_yuan, rmb_upper
 from .outputs import PART_FILE, manifest_path, partition, sha256_file
 from .period import Month
-from .reasons import REASONS, SHORT
+from .reasons import REASONS
 from .store import connect_readonly
 
-#: Listings (rejected rows, parcel detail) longer than this go to a CSV beside the XLSX, which
-#: DuckDB writes at a million rows a second; xlsxwriter writes about 100,000 cells a second, so a
-#: 20,000-row, 13-column detail sheet took 3 s per company.
+#: A listing (rejected rows, parcel detail) of at most this many rows may be a sheet of the
+#: company's workbook; a longer one is not written with the run (the rejects and ledger Parquet
+#: hold it): `settle statement --with-detail` writes it beside the statements as CSV, and
+#: `--detail-csv` / `--rejects-csv` export it. xlsxwriter writes about 100,000 cells a second.
 XLSX_LISTING_MAX_ROWS = 5_000
-#: A company's parcel detail longer than XLSX_LISTING_MAX_ROWS is not written with every run
-#: (at 10 million parcels that was 500 MB of CSV and a quarter of the run's time; the ledger
-#: holds it already): `settle statement --with-detail` writes it beside the statements, up to
-#: this many rows (Excel's sheet limit less the header), and `settle statement --company C
-#: --detail-csv FILE` exports one company's detail of any length.
+#: The rows copied into a month's workbooks, all companies together, are at most this share of
+#: the month's input rows (or XLSX_LISTING_MAX_ROWS, when more): a row costs 40 (reject) to 71
+#: (parcel) bytes of XLSX against about 73 of CSV input, so the statements folder stays within
+#: 5% of the input (bench/RESULTS.md, bench/statements_size.py). Rejects first, shortest first.
+LISTING_SHARE = 0.02
+#: --with-detail writes a listing as CSV up to this many rows (Excel's sheet limit less the
+#: header); a longer one only by export, however long.
 CSV_LISTING_MAX_ROWS = 1_048_575
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+#: 服务发生区域 classes of the shipped policies, as people call them. Another class shows its code.
+AREA_CLASS_NAMES = {
+    "border": "边境旗市",
+    "pastoral": "牧区",
+    "forest": "林区",
+    "mountain": "山区丘陵",
+    "default": "一般地区",
+}
+
+
+def area_class_label(code: str) -> str:
+    """'牧区（pastoral）' for a class code; the bare code for a class without a Chinese name."""
+    name = AREA_CLASS_NAMES.get(code)
+    return f"{name}（{code}）" if name else code
 
 
 @dataclass
@@ -52,17 +73,26 @@ class MonthData:
     generated_at: str
     versions: list[dict]
     lines: pl.DataFrame  # statement_lines
+    area_classes: pl.DataFrame  # company, county_code, area_class, parcels
     company_names: dict[str, str]
     county_names: dict[str, str]
     adjustments: pl.DataFrame  # supplementary runs paid in this month, per company
+    seal: dict | None  # the seals row of this run, when the month is sealed
     con: duckdb.DuckDBPyConnection = field(repr=False)
     folder: Path = Path(".")  # where the statements are written
-    with_detail: bool = False  # long parcel details as CSV beside the statements
+    with_detail: bool = False  # long listings as CSV beside the statements
+    voided: dict | None = None  # {"run_id", "voided_at" (UTC), "voided_by", "reason"}
+    in_workbook: set[tuple[str, str]] = field(default_factory=set)  # (company, kind) listed
 
     def company_lines(self, company: str | None) -> pl.DataFrame:
         if company is None:
             return self.lines
         return self.lines.filter(pl.col("company") == company)
+
+    def company_adjustments(self, company: str | None) -> pl.DataFrame:
+        if company is None:
+            return self.adjustments
+        return self.adjustments.filter(pl.col("company") == company)
 
 
 def statements_dir(out_dir: Path, league: str, month: str) -> Path:
@@ -95,6 +125,11 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
     con.execute("CREATE TABLE villages AS SELECT * FROM _villages")
     con.execute(shipped(SQL_DIR / "80_statement_lines.sql").read_text(encoding="utf-8"))
     lines = con.sql("SELECT * FROM statement_lines").pl()
+    classes = con.sql(
+        "SELECT company, county_code, area_class, COUNT(*) AS parcels FROM month_ledger "
+        "GROUP BY ALL ORDER BY company, county_code, parcels DESC, area_class"
+    ).pl()
+    adjustments, seal = _store_facts(store, league, month, manifest["run_id"])
     return MonthData(
         league=league,
         league_name=manifest["league_name"],
@@ -104,26 +139,32 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
         versions=[v for v in manifest["policy"]["versions"] if v["parcels_settled"]]
         or manifest["policy"]["versions"],
         lines=lines,
+        area_classes=classes,
         company_names={c.code: c.name for c in cfg.companies.values()},
         county_names=cfg.county_names(),
-        adjustments=_adjustments(store, league, month),
+        adjustments=adjustments,
+        seal=seal,
         con=con,
     )
 
 
-def _adjustments(store: Path, league: str, month: Month) -> pl.DataFrame:
-    """Supplementary runs (of sealed months) whose payout is booked in this month, per company."""
-    empty = pl.DataFrame(
-        schema={
-            "run_id": pl.String,
-            "month": pl.String,
-            "company": pl.String,
-            "parcels": pl.Int64,
-            "subsidy_fen": pl.Int64,
-        }
-    )
+EMPTY_ADJUSTMENTS = {
+    "run_id": pl.String,
+    "month": pl.String,
+    "company": pl.String,
+    "parcels": pl.Int64,
+    "subsidy_fen": pl.Int64,
+}
+
+
+def _store_facts(
+    store: Path, league: str, month: Month, run_id: str
+) -> tuple[pl.DataFrame, dict | None]:
+    """From the store: supplementary runs (of sealed months) whose payout is booked in this
+    month, per company; and the seal of this run, when the month is sealed."""
+    empty = pl.DataFrame(schema=EMPTY_ADJUSTMENTS)
     if not store.exists():
-        return empty
+        return empty, None
     con = connect_readonly(store)
     try:
         df = con.sql(
@@ -137,9 +178,15 @@ def _adjustments(store: Path, league: str, month: Month) -> pl.DataFrame:
             """,
             params=[league, str(month)],
         ).pl()
+        cursor = con.execute(
+            "SELECT * FROM seals WHERE league_code = ? AND month = ? AND run_id = ?",
+            [league, str(month), run_id],
+        )
+        names = [d[0] for d in cursor.description]
+        seals = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
-    return df if df.height else empty
+    return (df if df.height else empty), (seals[0] if seals else None)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -149,6 +196,15 @@ def excel_safe(value: object) -> str:
     """Untrusted text for CSV: a leading formula character is neutralised with an apostrophe."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _guard(column: str) -> str:
+    """SQL for untrusted text in CSV: a leading = + - @ gets an apostrophe."""
+    apostrophe = "''''"
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@') "
+        f"THEN {apostrophe} || {column} ELSE {column} END"
+    )
 
 
 def _totals(lines: pl.DataFrame) -> dict:
@@ -164,14 +220,6 @@ def _totals(lines: pl.DataFrame) -> dict:
     return {c: int(lines[c].sum() or 0) for c in cols}
 
 
-def _reasons_in(lines: pl.DataFrame) -> list[str]:
-    present = set()
-    for m in lines["rejected_by_reason"].to_list():
-        if m:
-            present |= {entry["key"] for entry in m} if isinstance(m, list) else set(m)
-    return [code for code in REASONS if code in present]
-
-
 def _reason_counts(value) -> dict[str, int]:
     if not value:
         return {}
@@ -180,323 +228,126 @@ def _reason_counts(value) -> dict[str, int]:
     return dict(value)
 
 
-def _county_label(data: MonthData, code: str | None) -> tuple[str, str]:
-    if code is None:
-        return "—", "（非本盟市或无法识别）"
-    return code, data.county_names.get(code, "")
-
-
-def _title(data: MonthData, company: str | None) -> str:
-    if company is None:
-        return f"{data.league_name}快递进村补贴结算汇总表"
-    return f"{data.league_name}快递进村补贴结算单"
-
-
 def _company_label(data: MonthData, company: str) -> str:
     name = data.company_names.get(company)
     return f"{name}（{company}）" if name else f"未登记企业（{company or '空'}）"
 
 
-# --------------------------------------------------------------------------- XLSX
+def _zh_date(day) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
-MONEY_COLUMNS = ("gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen")
+# --------------------------------------------------------------------------- listings
 
 
 @dataclass
-class Layout:
-    """What one statement shows, computed once for both the XLSX and the HTML."""
+class Listing:
+    """One listing of a company's statement (rejected rows or parcel detail): where it is."""
 
-    title: str
-    info: list[tuple[str, str]]
-    headers: list[str]
-    rows: list[tuple[str, str, list[int], list[int]]]  # county code, name, counts, money 分
-    total_counts: list[int]
-    totals: dict
-    adjustments: pl.DataFrame
+    kind: str  # "rejects" | "detail"
+    sheet: str  # the workbook sheet that holds it or says where it is
+    what: str  # 剔除行 | 投递量明细
+    unit: str  # 行 | 件
+    count: int
+    in_sheet: bool  # its rows are in the sheet
+    csv: str | None  # the CSV beside the statements that holds it (written on request)
+    off_sheet: str  # where it is when not in the sheet: one sentence
 
-    @property
-    def due_fen(self) -> int:
-        """本期实付: the month's payable plus supplementary adjustments booked in it."""
-        return self.totals["subsidy_fen"] + int(self.adjustments["subsidy_fen"].sum() or 0)
+    def where(self, workbook: str | None) -> str:
+        """Where the listing really is, for the statement's footer; `workbook` None: said in
+        the workbook itself."""
+        head = f"{self.what} {self.count:,} {self.unit}"
+        if self.count == 0:
+            return f"{self.what}：无。"
+        if self.in_sheet:
+            book = "本工作簿" if workbook is None else f"同目录 {workbook} 的"
+            return f"{head}：见{book}“{self.sheet}”工作表。"
+        return f"{head}：{self.off_sheet}"
 
 
-def _layout(data: MonthData, company: str | None) -> Layout:
-    lines = data.company_lines(company)
-    reasons = _reasons_in(lines)
-    generated = dt.datetime.fromisoformat(data.generated_at).strftime("%Y-%m-%d %H:%M:%S")
-    info = [
-        ("盟市", f"{data.league_name}（{data.league}）"),
-        ("快递企业", "全部企业" if company is None else _company_label(data, company)),
-        ("结算月份", data.month),
-        ("政策版本", "；".join(f"{v['id']}：{v['reference']}" for v in data.versions)),
-        ("结算批次", data.run_id),
-        ("生成时间", generated + "（UTC）"),
-    ]
-    headers = (
-        ["旗县代码", "旗县名称", "提交行数", "受理件数", "剔除行数"]
-        + [f"剔除:{SHORT[c]}" for c in reasons]
-        + ["基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)"]
+def rejects_csv_name(company: str) -> str:
+    """A company's rejected rows written beside the statements on request (--with-detail)."""
+    return f"{company}.rejects.csv"
+
+
+def detail_csv_name(company: str) -> str:
+    """A company's parcel detail written beside the statements on request (--with-detail)."""
+    return f"{company}.detail.csv"
+
+
+def details_written(out_dir: Path, league: str, month: Month) -> bool:
+    """Whether the month's statements have listings written on request beside them."""
+    folder = statements_dir(out_dir, league, str(month))
+    return any(folder.glob(detail_csv_name("*"))) or any(folder.glob(rejects_csv_name("*")))
+
+
+def _listing(data: MonthData, company: str, kind: str, count: int) -> Listing:
+    rejects = kind == "rejects"
+    what, unit = ("剔除行", "行") if rejects else ("投递量明细", "件")
+    sheet = "剔除明细" if rejects else "投递量明细表"
+    name = rejects_csv_name(company) if rejects else detail_csv_name(company)
+    option = "--rejects-csv" if rejects else "--detail-csv"
+    base = f"settle statement --league {data.league} --month {data.month}"
+    export = f"运行 {base} --company {company} {option} 文件名.csv 导出"
+    parquet = "rejects" if rejects else "ledger"
+    source = f"输出目录下 {partition(parquet, data.league, data.month).as_posix()}/{PART_FILE}"
+    if rejects:
+        source += f"（company = '{company}' 的行）"
+    in_sheet = (company, kind) in data.in_workbook
+    written = not in_sheet and data.with_detail and count <= CSV_LISTING_MAX_ROWS
+    why = (
+        f"超过 {XLSX_LISTING_MAX_ROWS:,} {unit}"
+        if count > XLSX_LISTING_MAX_ROWS
+        else f"本月各结算单所附明细合计不超过 {_listing_budget(data):,} 行，剔除明细优先、"
+        "行数少的优先"
     )
-    by_county = (
-        lines.group_by("county_code")
-        .agg(
-            pl.col("submitted", "accepted", "rejected", *MONEY_COLUMNS).sum(),
-            pl.col("rejected_by_reason"),
+    if written:
+        off = f"见同目录 {name}。"
+    elif count > CSV_LISTING_MAX_ROWS:
+        off = f"超过 Excel 单表上限，未随结算单生成；见{source}，或{export}。"
+    else:
+        off = (
+            f"未随结算单生成（{why}）；见{source}；"
+            f"运行 {base} --with-detail 写入同目录 {name}，或{export}。"
         )
-        .sort("county_code", nulls_last=True)
+    return Listing(kind, sheet, what, unit, count, in_sheet, name if written else None, off)
+
+
+def _listing_budget(data: MonthData) -> int:
+    """Rows that the month's workbooks may hold in listings, all companies together."""
+    return max(XLSX_LISTING_MAX_ROWS, int(int(data.lines["submitted"].sum() or 0) * LISTING_SHARE))
+
+
+def _workbook_listings(data: MonthData) -> set[tuple[str, str]]:
+    """The (company, kind) listings written into the workbooks: each at most
+    XLSX_LISTING_MAX_ROWS rows, together within the month's budget; rejects before parcel
+    detail, shorter before longer (ties: company code). The same for one company's re-render."""
+    by = data.lines.group_by("company").agg(pl.col("rejected", "accepted").sum())
+    candidates = sorted(
+        (k, count, company)
+        for company, rejected, accepted in by.iter_rows()
+        if company in data.company_names
+        for k, count in ((0, rejected), (1, accepted))
+        if 0 < count <= XLSX_LISTING_MAX_ROWS
     )
-    rows = []
-    for rec in by_county.iter_rows(named=True):
-        code, name = _county_label(data, rec["county_code"])
-        counts: dict[str, int] = {}
-        for m in rec["rejected_by_reason"]:
-            for k, v in _reason_counts(m).items():
-                counts[k] = counts.get(k, 0) + v
-        rows.append(
-            (
-                code,
-                name,
-                [rec["submitted"], rec["accepted"], rec["rejected"]]
-                + [counts.get(c, 0) for c in reasons],
-                [rec[k] for k in MONEY_COLUMNS],
-            )
-        )
-    totals = _totals(lines)
-    total_counts = [totals["submitted"], totals["accepted"], totals["rejected"]] + [
-        sum(r[2][3 + i] for r in rows) for i in range(len(reasons))
-    ]
-    adjustments = (
-        data.adjustments
-        if company is None
-        else data.adjustments.filter(pl.col("company") == company)
-    )
-    return Layout(_title(data, company), info, headers, rows, total_counts, totals, adjustments)
+    left, chosen = _listing_budget(data), set()
+    for k, count, company in candidates:
+        if count <= left:
+            chosen.add((company, ("rejects", "detail")[k]))
+            left -= count
+    return chosen
 
 
-def _write_xlsx(path: Path, data: MonthData, company: str | None) -> dict:
-    import xlsxwriter
-
-    lay = _layout(data, company)
-    totals = lay.totals
-    created = dt.datetime.fromisoformat(data.generated_at).replace(tzinfo=None)
-    wb = xlsxwriter.Workbook(
-        str(path),
-        {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
-    )
-    wb.set_properties(
-        {
-            "title": lay.title,
-            "author": f"{data.league_name}邮政管理局",
-            "created": created,
-            "comments": f"结算批次 {data.run_id}",
-        }
-    )
-    f_title = wb.add_format({"bold": True, "font_size": 16, "align": "center"})
-    f_label = wb.add_format({"bold": True})
-    f_head = wb.add_format(
-        {
-            "bold": True,
-            "border": 1,
-            "bg_color": "#E8ECF2",
-            "align": "center",
-            "valign": "vcenter",
-            "text_wrap": True,
-        }
-    )
-    f_text = wb.add_format({"border": 1})
-    f_int = wb.add_format({"border": 1, "num_format": "#,##0"})
-    f_money = wb.add_format({"border": 1, "num_format": "#,##0.00"})
-    f_total_text = wb.add_format({"border": 1, "bold": True})
-    f_total_int = wb.add_format({"border": 1, "bold": True, "num_format": "#,##0"})
-    f_total_money = wb.add_format({"border": 1, "bold": True, "num_format": "#,##0.00"})
-
-    ws = wb.add_worksheet("结算单")
-    ws.set_paper(9)  # A4
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
-    width = len(lay.headers)
-    ws.merge_range(0, 0, 0, width - 1, lay.title, f_title)
-    row = 2
-    f_info = wb.add_format({"text_wrap": True, "valign": "top"})
-    for label, value in lay.info:
-        ws.write_string(row, 0, label, f_label)
-        ws.merge_range(row, 1, row, width - 1, value, f_info)
-        if len(value) > 90:
-            ws.set_row(row, 30)
-        row += 1
-    row += 1
-    ws.set_row(row, 36)
-    for c, h in enumerate(lay.headers):
-        ws.write_string(row, c, h, f_head)
-    first_data = row + 1
-
-    def numbers(row: int, counts: list[int], money: list[int], f_count, f_yuan) -> None:
-        for c, v in enumerate(counts, 2):
-            ws.write_number(row, c, v, f_count)
-        for c, v in enumerate(money, 2 + len(counts)):
-            ws.write_number(row, c, float(fen_to_yuan(v)), f_yuan)
-
-    for code, name, counts, money in lay.rows:
-        row += 1
-        ws.write_string(row, 0, code, f_text)
-        ws.write_string(row, 1, name, f_text)
-        numbers(row, counts, money, f_int, f_money)
-    last_data = row
-    row += 1
-    ws.write_string(row, 0, "合计", f_total_text)
-    ws.write_string(row, 1, "", f_total_text)
-    numbers(row, lay.total_counts, [totals[k] for k in MONEY_COLUMNS], f_total_int, f_total_money)
-    row += 2
-    ws.write_string(row, 0, "应付补贴（大写）", f_label)
-    ws.write_string(
-        row, 2, f"人民币{rmb_upper(totals['subsidy_fen'])}（¥{format_yuan(totals['subsidy_fen'])}）"
-    )
-    if lay.adjustments.height:
-        row += 2
-        ws.write_string(row, 0, "补充结算调整（已封存月份迟到投递，计入本期）", f_label)
-        row += 1
-        for c, h in enumerate(["所属月份", "结算批次", "企业", "件数", "金额(元)"]):
-            ws.write_string(row, c, h, f_head)
-        for rec in lay.adjustments.iter_rows(named=True):
-            row += 1
-            ws.write_string(row, 0, rec["month"], f_text)
-            ws.write_string(row, 1, rec["run_id"], f_text)
-            ws.write_string(row, 2, _company_label(data, rec["company"]), f_text)
-            ws.write_number(row, 3, rec["parcels"], f_int)
-            ws.write_number(row, 4, float(fen_to_yuan(rec["subsidy_fen"])), f_money)
-        row += 2
-        ws.write_string(row, 0, "本期实付合计", f_label)
-        ws.write_string(row, 2, f"人民币{rmb_upper(lay.due_fen)}（¥{format_yuan(lay.due_fen)}）")
-    row += 3
-    ws.write_string(row, 0, "经办人：", f_label)
-    ws.write_string(row, 3, "审核人：", f_label)
-    ws.write_string(row, 6, "负责人：", f_label)
-    row += 2
-    ws.write_string(row, 0, "（盖章）", f_label)
-    ws.write_string(row, 3, "日期：    年    月    日", f_label)
-    ws.set_column(0, 0, 12)
-    ws.set_column(1, 1, 26)
-    ws.set_column(2, width - 1, 13)
-
-    if company is None:
-        chart = wb.add_chart({"type": "bar"})
-        chart.add_series(
-            {
-                "name": "应付补贴(元)",
-                "categories": ["结算单", first_data, 1, last_data, 1],
-                "values": ["结算单", first_data, width - 1, last_data, width - 1],
-                "data_labels": {"value": True, "num_format": "#,##0.00"},
-            }
-        )
-        chart.set_title({"name": "各旗县应付补贴（元）"})
-        chart.set_legend({"none": True})
-        chart.set_y_axis({"reverse": True})
-        chart.set_size({"width": 720, "height": max(300, 22 * (last_data - first_data + 1) + 90)})
-        ws.insert_chart(row + 3, 0, chart)
-        by_company = (
-            data.lines.group_by("company")
-            .agg(pl.col("submitted", "accepted", "rejected", *MONEY_COLUMNS).sum())
-            .sort("company")
-        )
-        wc = wb.add_worksheet("分企业汇总")
-        for c, h in enumerate(
-            [
-                "企业",
-                "提交行数",
-                "受理件数",
-                "剔除行数",
-                "基础补贴(元)",
-                "盈亏平衡核减(元)",
-                "预算调减(元)",
-                "应付补贴(元)",
-            ]
-        ):
-            wc.write_string(0, c, h, f_head)
-        for r, rec in enumerate(by_company.iter_rows(named=True), 1):
-            wc.write_string(r, 0, _company_label(data, rec["company"]), f_text)
-            for c, key in enumerate(["submitted", "accepted", "rejected"], 1):
-                wc.write_number(r, c, rec[key], f_int)
-            for c, key in enumerate(
-                ["gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen"], 4
-            ):
-                wc.write_number(r, c, float(fen_to_yuan(rec[key])), f_money)
-        wc.set_column(0, 0, 24)
-        wc.set_column(1, 7, 15)
-
-    extra = _reject_sheet(wb, data, company, f_head, company or "summary")
-    if company is not None:
-        extra += _detail_sheets(wb, data, company, f_head)
-    wb.define_name("TOTAL_SUBSIDY_YUAN", f"={fen_to_yuan(totals['subsidy_fen'])}")
-    wb.define_name("TOTAL_PARCELS", f"={totals['accepted']}")
-    wb.close()
-    return totals, extra
-
-
-def _csv_companion(data: MonthData, path: Path, select: str, params: list) -> None:
-    """A large listing as UTF-8 CSV with BOM (Excel reads it), written by DuckDB, not row by row.
-    Text from logs that starts like a formula is prefixed with an apostrophe."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    quoted = str(tmp).replace("'", "''")
-    data.con.execute(f"COPY ({select}) TO '{quoted}' (HEADER, DELIMITER ',')", params)
-    bom = path.with_name(f".{path.name}.bom")
-    with bom.open("wb") as out, tmp.open("rb") as src:
-        out.write(b"\xef\xbb\xbf")
-        shutil.copyfileobj(src, out, 1 << 20)
-    tmp.unlink()
-    os.replace(bom, path)
-
-
-def _guard(column: str) -> str:
-    """SQL for untrusted text in CSV: a leading = + - @ gets an apostrophe."""
-    apostrophe = "''''"
+def _rejects_select(company: str | None) -> tuple[str, list]:
+    where, params = ("", []) if company is None else ("WHERE company = ?", [company])
     return (
-        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@') "
-        f"THEN {apostrophe} || {column} ELSE {column} END"
-    )
-
-
-def _reject_sheet(wb, data: MonthData, company: str | None, f_head, stem: str) -> list[Path]:
-    ws = wb.add_worksheet("剔除明细")
-    headers = ["文件", "行号", "运单号", "企业", "原因代码", "原因", "说明"]
-    for c, h in enumerate(headers):
-        ws.write_string(0, c, h, f_head)
-    ws.set_column(0, 0, 30)
-    ws.set_column(2, 2, 20)
-    ws.set_column(5, 6, 40)
-    where = "" if company is None else "WHERE company = ?"
-    params = [] if company is None else [company]
-    count = data.con.execute(f"SELECT COUNT(*) FROM month_rejects {where}", params).fetchall()[0][0]
-    if count > XLSX_LISTING_MAX_ROWS:
-        path = data.folder / f"{stem}.rejects.csv"
-        _csv_companion(
-            data,
-            path,
-            f"SELECT source_file AS 文件, source_line AS 行号, {_guard('waybill_no')} AS 运单号, "
-            f"{_guard('company')} AS 企业, reason_code AS 原因代码, reason AS 原因, detail AS 说明 "
-            f"FROM month_rejects {where} ORDER BY source_file, source_row",
-            params,
-        )
-        ws.write_string(
-            1, 0, f"剔除行共 {count:,} 行，超过 {XLSX_LISTING_MAX_ROWS:,} 行，见同目录 {path.name}"
-        )
-        return [path]
-    cursor = data.con.execute(
         "SELECT source_file, source_line, waybill_no, company, reason_code, reason, detail "
         f"FROM month_rejects {where} ORDER BY source_file, source_row",
         params,
     )
-    row = 0
-    while batch := cursor.fetchmany(10_000):
-        for rec in batch:
-            row += 1
-            ws.write_string(row, 0, rec[0])
-            ws.write_number(row, 1, rec[1])
-            for c, v in enumerate(rec[2:], 2):
-                ws.write_string(row, c, "" if v is None else str(v))
-    return []
 
 
+#: The parcel detail sheet and CSV: header, ledger column.
 DETAIL_COLUMNS = [
     ("运单号", "waybill_no"),
     ("签收时间", "delivered_at"),
@@ -512,16 +363,29 @@ DETAIL_COLUMNS = [
     ("结算单元", "unit_key"),
     ("补贴(分)", "subsidy_fen"),
 ]
+REJECT_COLUMNS = ["文件", "行号", "运单号", "企业", "原因代码", "原因", "说明"]
 
 
-def _plain_decimal(text: str | None) -> str:
-    """'12.500000' -> '12.5', '3.000000' -> '3' (DECIMAL text, shown as people write it)."""
-    if text is None:
-        return ""
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def _detail_select() -> str:
+    cols = ", ".join(c for _, c in DETAIL_COLUMNS)
+    return f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no"
 
 
-def _detail_csv(data: MonthData, company: str, path: Path) -> None:
+def _csv_companion(con, path: Path, select: str, params: list) -> None:
+    """A large listing as UTF-8 CSV with BOM (Excel reads it), written by DuckDB, not row by row.
+    Text from logs that starts like a formula is prefixed with an apostrophe."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    quoted = str(tmp).replace("'", "''")
+    con.execute(f"COPY ({select}) TO '{quoted}' (HEADER, DELIMITER ',')", params)
+    bom = path.with_name(f".{path.name}.bom")
+    with bom.open("wb") as out, tmp.open("rb") as src:
+        out.write(b"\xef\xbb\xbf")
+        shutil.copyfileobj(src, out, 1 << 20)
+    tmp.unlink()
+    os.replace(bom, path)
+
+
+def _detail_csv(con, company: str, path: Path) -> None:
     """A company's parcel detail (投递量明细) as CSV, by 旗县 and waybill."""
     cols = (
         ", ".join(
@@ -533,285 +397,377 @@ def _detail_csv(data: MonthData, company: str, path: Path) -> None:
         .replace("(分)", "_分")
         .replace("(件/月)", "_件每月")
     )
+    select = f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no"
+    _csv_companion(con, path, select, [company])
+
+
+def _rejects_csv(con, company: str | None, path: Path) -> None:
+    """Rejected rows (剔除明细) of one company, or of the whole month, as CSV."""
+    where, params = ("", []) if company is None else ("WHERE company = ?", [company])
     _csv_companion(
-        data,
+        con,
         path,
-        f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no",
-        [company],
+        f"SELECT source_file AS 文件, source_line AS 行号, {_guard('waybill_no')} AS 运单号, "
+        f"{_guard('company')} AS 企业, reason_code AS 原因代码, reason AS 原因, detail AS 说明 "
+        f"FROM month_rejects {where} ORDER BY source_file, source_row",
+        params,
     )
+
+
+def _export(out_dir: Path, cfg: Config, league: str, month: Month, kind: str, company, path):
+    data = _load(out_dir, cfg, league, month, out_dir / "settlement.duckdb")
+    try:
+        table = "month_rejects" if kind == "rejects" else "month_ledger"
+        where, params = ("", []) if company is None else ("WHERE company = ?", [company])
+        count = data.con.execute(f"SELECT COUNT(*) FROM {table} {where}", params).fetchall()[0][0]
+        if count == 0:
+            what = "剔除行" if kind == "rejects" else "受理的投递"
+            who = "" if company is None else f"企业 {company} "
+            raise RefusedError(f"{who}在盟市 {league} {month} 没有{what}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "rejects":
+            _rejects_csv(data.con, company, path)
+        else:
+            _detail_csv(data.con, company, path)
+        return count
+    finally:
+        data.con.close()
 
 
 def export_detail(
     out_dir: Path, cfg: Config, league: str, month: Month, company: str, path: Path
 ) -> int:
     """Write one company's parcel detail of a settled month to `path` (CSV); its row count."""
-    data = _load(out_dir, cfg, league, month, out_dir / "settlement.duckdb")
-    try:
-        count = data.con.execute(
-            "SELECT COUNT(*) FROM month_ledger WHERE company = ?", [company]
-        ).fetchall()[0][0]
-        if count == 0:
-            raise RefusedError(f"企业 {company} 在盟市 {league} {month} 没有受理的投递")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _detail_csv(data, company, path)
-        return count
-    finally:
-        data.con.close()
+    return _export(out_dir, cfg, league, month, "detail", company, path)
 
 
-def detail_csv_name(company: str) -> str:
-    """A company's parcel detail written beside the statements on request (--with-detail)."""
-    return f"{company}.detail.csv"
+def export_rejects(
+    out_dir: Path, cfg: Config, league: str, month: Month, company: str | None, path: Path
+) -> int:
+    """Write a settled month's rejected rows (one company's, or all) to `path` (CSV); the count."""
+    return _export(out_dir, cfg, league, month, "rejects", company, path)
 
 
-def details_written(out_dir: Path, league: str, month: Month) -> bool:
-    """Whether the month's statements have parcel details written on request beside them."""
-    return any(statements_dir(out_dir, league, str(month)).glob(detail_csv_name("*")))
+# --------------------------------------------------------------------------- what a statement shows
 
 
-def _detail_sheets(wb, data: MonthData, company: str, f_head) -> list[Path]:
-    ws = wb.add_worksheet("投递量明细表")
-    for c, (h, _) in enumerate(DETAIL_COLUMNS):
-        ws.write_string(0, c, h, f_head)
-    ws.set_column(0, 0, 20)
-    ws.set_column(1, 1, 19)
-    ws.set_column(2, 2, 14)
-    count = int(data.company_lines(company).get_column("accepted").sum())
-    export = (
-        f"settle statement --league {data.league} --month {data.month} --company {company} "
-        "--detail-csv 文件名.csv 导出"
-    )
-    if count > XLSX_LISTING_MAX_ROWS and data.with_detail and count <= CSV_LISTING_MAX_ROWS:
-        path = data.folder / detail_csv_name(company)
-        _detail_csv(data, company, path)
-        ws.write_string(
-            1,
-            0,
-            f"投递量明细共 {count:,} 件，超过 {XLSX_LISTING_MAX_ROWS:,} 件，见同目录 {path.name}",
+MONEY_COLUMNS = ("gross_fen", "breakeven_reduction_fen", "budget_reduction_fen", "subsidy_fen")
+
+
+@dataclass
+class CountyRow:
+    code: str
+    name: str
+    classes: str  # area classes of its accepted parcels, most parcels first
+    counts: list[int]  # submitted, accepted, rejected
+    money: list[int]  # MONEY_COLUMNS, 分
+
+
+@dataclass
+class CompanyRow:
+    code: str
+    label: str
+    accepted: int
+    rejected: int
+    money: list[int]  # MONEY_COLUMNS, 分
+    adjustment_fen: int
+
+    @property
+    def due_fen(self) -> int:
+        return self.money[-1] + self.adjustment_fen
+
+
+@dataclass
+class Layout:
+    """What one statement shows, computed once for both the XLSX and the HTML."""
+
+    title: str
+    stem: str  # file name without extension
+    info: list[tuple[str, str]]
+    rows: list[CountyRow]
+    totals: dict
+    reasons: list[tuple[str, str, int]]  # code, Chinese reason, rows
+    companies: list[CompanyRow] | None  # the summary's per-company table
+    adjustments: list[tuple[str, str, str, int, int]]  # month, run, company, parcels, 分
+    seal: list[tuple[str, str]] | None  # (label, value) of the seal block
+    void_banner: str | None
+    listings: list[Listing]  # a company's listings
+    notes: list[str]  # where the summary's detail is
+    run_id: str
+
+    @property
+    def adjustment_fen(self) -> int:
+        return sum(a[4] for a in self.adjustments)
+
+    @property
+    def due_fen(self) -> int:
+        """本期实付: the month's payable plus supplementary adjustments booked in it."""
+        return self.totals["subsidy_fen"] + self.adjustment_fen
+
+    @property
+    def confirmation(self) -> str:
+        """The sentence signed under: what is paid, in words and figures."""
+        return (
+            f"以上结算结果经核对无误。本期实付：人民币{rmb_upper(self.due_fen)}"
+            f"（¥{format_yuan(self.due_fen)}）。"
         )
-        return [path]
-    if count > CSV_LISTING_MAX_ROWS:
-        ws.write_string(
-            1,
-            0,
-            f"投递量明细共 {count:,} 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
-            f"ledger/league={data.league}/month={data.month}/，或运行 {export}",
-        )
-        return []
-    if count > XLSX_LISTING_MAX_ROWS:
-        ws.write_string(
-            1,
-            0,
-            f"投递量明细共 {count:,} 件，超过 {XLSX_LISTING_MAX_ROWS:,} 件，未随结算单生成；运行 "
-            f"settle statement --league {data.league} --month {data.month} --with-detail "
-            f"另存为同目录 {detail_csv_name(company)}，或运行 {export}",
-        )
-        return []
-    cols = ", ".join(
-        f"strftime({c}, '%Y-%m-%d %H:%M:%S')"
-        if c == "delivered_at"
-        else f"CAST({c} AS VARCHAR)"
-        if c in ("distance_km", "cost_yuan", "revenue_yuan")
-        else c
-        for _, c in DETAIL_COLUMNS
-    )
-    cursor = data.con.execute(
-        f"SELECT {cols} FROM month_ledger WHERE company = ? ORDER BY county_code, waybill_no",
-        [company],
-    )
-    numeric = {"village_volume", "rate_fen", "subsidy_fen"}
-    row = 0
-    while batch := cursor.fetchmany(10_000):
-        for rec in batch:
-            row += 1
-            for c, ((_, name), v) in enumerate(zip(DETAIL_COLUMNS, rec, strict=True)):
-                if name in numeric:
-                    ws.write_number(row, c, v)
-                elif name in ("distance_km", "cost_yuan", "revenue_yuan"):
-                    ws.write_string(row, c, _plain_decimal(v))
-                else:
-                    ws.write_string(row, c, "" if v is None else str(v))
-    return []
+
+    def footer(self, workbook: str | None) -> list[str]:
+        """Where the detail really is; `workbook` None: said inside the workbook."""
+        return [x.where(workbook) for x in self.listings] + self.notes
 
 
-# --------------------------------------------------------------------------- HTML
-
-CSS = """
-@page { size: A4 landscape; margin: 14mm 12mm; }
-body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "SimSun", sans-serif;
-       color: #111; font-size: 10.5pt; margin: 0; }
-h1 { text-align: center; font-size: 18pt; letter-spacing: 2px; margin: 0 0 10px; }
-table.info { border-collapse: collapse; margin-bottom: 10px; }
-table.info th { text-align: left; padding: 2px 14px 2px 0; white-space: nowrap; }
-table.info td { padding: 2px 0; }
-table.lines { border-collapse: collapse; width: 100%; }
-table.lines th, table.lines td { border: 1px solid #444; padding: 3px 5px; }
-table.lines th { background: #e8ecf2; font-weight: bold; }
-table.lines td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.lines tr.total td { font-weight: bold; }
-table.lines td:nth-child(2) { white-space: nowrap; }
-thead { display: table-header-group; }
-tr { page-break-inside: avoid; }
-p.words { margin: 10px 0; font-size: 11pt; }
-h2 { font-size: 12pt; margin: 18px 0 6px; }
-.signatures { display: flex; justify-content: space-between; margin-top: 36px; font-size: 11pt; }
-.signatures span { min-width: 22%; }
-.stamp { margin-top: 28px; font-size: 11pt; }
-.note { color: #555; font-size: 9pt; }
-"""
+#: The headings of MONEY_COLUMNS.
+MONEY_HEADERS = ["基础补贴(元)", "盈亏平衡核减(元)", "预算调减(元)", "应付补贴(元)"]
+COUNTY_HEADERS = ["旗县代码", "旗县名称", "服务区域类别", "提交行数", "受理件数", "剔除行数"]
+COUNTY_HEADERS += MONEY_HEADERS
+COMPANY_HEADERS = [
+    "企业",
+    "受理件数",
+    "剔除行数",
+    *MONEY_HEADERS,
+    "补充结算调整(元)",
+    "本期实付(元)",
+]
+NO_LINES = "本月无投递记录（本期只有补充结算调整）"
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _html_document(title: str, body: str) -> str:
+def void_banner(voided: dict | None, subject: str = "结算单") -> str | None:
+    """'本结算单已作废 — 作废时间 …（Asia/Shanghai）；作废人 …；原因：…' or None."""
+    if voided is None:
+        return None
     return (
-        f'<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"本{subject}已作废 — 作废时间 {local_text(voided['voided_at'])}；"
+        f"作废人 {voided['voided_by']}；原因：{voided['reason']}"
     )
 
 
-def _write_html(path: Path, data: MonthData, company: str | None) -> None:
-    lay = _layout(data, company)
-    totals = lay.totals
-    out = [f"<h1>{_e(lay.title)}</h1>", '<table class="info">']
-    out += [f"<tr><th>{_e(k)}：</th><td>{_e(v)}</td></tr>" for k, v in lay.info]
-    out.append("</table>")
-    out.append(
-        '<table class="lines"><thead><tr>'
-        + "".join(f"<th>{_e(h)}</th>" for h in lay.headers)
-        + "</tr></thead><tbody>"
-    )
-
-    def cells(counts: list[int], money: list[int]) -> str:
-        return "".join(f'<td class="n">{v:,}</td>' for v in counts) + "".join(
-            f'<td class="n">{format_yuan(v)}</td>' for v in money
-        )
-
-    for code, name, counts, money in lay.rows:
-        out.append(f"<tr><td>{_e(code)}</td><td>{_e(name)}</td>{cells(counts, money)}</tr>")
-    out.append(
-        '<tr class="total"><td>合计</td><td></td>'
-        + cells(lay.total_counts, [totals[k] for k in MONEY_COLUMNS])
-        + "</tr></tbody></table>"
-    )
-    out.append(
-        f'<p class="words">应付补贴合计（大写）：人民币{rmb_upper(totals["subsidy_fen"])}'
-        f'（<span id="total-subsidy">¥{format_yuan(totals["subsidy_fen"])}</span>）；'
-        f'受理 <span id="total-parcels">{totals["accepted"]:,}</span> 件。</p>'
-    )
-    if lay.adjustments.height:
-        out.append("<h2>补充结算调整（已封存月份迟到投递，计入本期）</h2>")
-        out.append(
-            '<table class="lines"><thead><tr><th>所属月份</th><th>结算批次</th><th>企业</th>'
-            "<th>件数</th><th>金额(元)</th></tr></thead><tbody>"
-        )
-        for rec in lay.adjustments.iter_rows(named=True):
-            out.append(
-                f"<tr><td>{_e(rec['month'])}</td><td>{_e(rec['run_id'])}</td>"
-                f"<td>{_e(_company_label(data, rec['company']))}</td>"
-                f'<td class="n">{rec["parcels"]:,}</td>'
-                f'<td class="n">{format_yuan(rec["subsidy_fen"])}</td></tr>'
-            )
-        out.append("</tbody></table>")
-        out.append(
-            f'<p class="words">本期实付合计：人民币{rmb_upper(lay.due_fen)}'
-            f"（¥{format_yuan(lay.due_fen)}）</p>"
-        )
-    if company is not None:
-        out.append(_html_rejects(data, company))
-    out.append(
-        '<div class="signatures"><span>经办人：</span><span>审核人：</span>'
-        "<span>负责人：</span></div>"
-    )
-    out.append(
-        '<div class="stamp">（盖章）&emsp;&emsp;&emsp;&emsp;&emsp;&emsp;日期：&emsp;&emsp;年&emsp;&emsp;月&emsp;&emsp;日</div>'
-    )
-    out.append(
-        f'<p class="note">本结算单由快递进村补贴结算引擎根据结算批次 {_e(data.run_id)} 的明细账生成；'
-        "逐件投递量明细见同目录 XLSX 的“投递量明细表”。</p>"
-    )
-    path.write_text(_html_document(lay.title, "\n".join(out)), encoding="utf-8")
-
-
-def _html_rejects(data: MonthData, company: str, limit: int = 2000) -> str:
-    rows = data.con.execute(
-        "SELECT source_file, source_line, waybill_no, reason_code, reason, detail FROM month_rejects "
-        "WHERE company = ? ORDER BY source_file, source_row LIMIT ?",
-        [company, limit + 1],
-    ).fetchall()
-    if not rows:
-        return "<h2>剔除明细</h2><p>无剔除行。</p>"
-    out = [
-        "<h2>剔除明细</h2>",
-        '<table class="lines"><thead><tr><th>文件</th><th>行号</th>'
-        "<th>运单号</th><th>原因</th><th>说明</th></tr></thead><tbody>",
+def _seal_block(seal: dict | None) -> list[tuple[str, str]] | None:
+    if seal is None:
+        return None
+    return [
+        ("审核人", seal["reviewed_by"]),
+        ("公示期", f"{seal['notice_start']:%Y-%m-%d} 至 {seal['notice_end']:%Y-%m-%d}"),
+        ("审批人", seal["approved_by"]),
+        ("审批文号", seal["approval_ref"]),
+        ("封存时间", local_text(seal["sealed_at"])),
     ]
-    for r in rows[:limit]:
-        out.append(
-            f'<tr><td>{_e(r[0])}</td><td class="n">{r[1]}</td><td>{_e(r[2])}</td>'
-            f"<td>{_e(r[3])} {_e(r[4])}</td><td>{_e(r[5])}</td></tr>"
+
+
+def _county_classes(data: MonthData, company: str | None) -> dict[str | None, str]:
+    df = data.area_classes
+    if company is not None:
+        df = df.filter(pl.col("company") == company)
+    by = (
+        df.group_by("county_code", "area_class")
+        .agg(pl.col("parcels").sum())
+        .sort(["county_code", "parcels", "area_class"], descending=[False, True, False])
+    )
+    out: dict[str | None, list[str]] = {}
+    for code, cls, _ in by.iter_rows():
+        out.setdefault(code, []).append(area_class_label(cls))
+    return {k: "、".join(v) for k, v in out.items()}
+
+
+def _layout(data: MonthData, company: str | None) -> Layout:
+    lines = data.company_lines(company)
+    info = [
+        ("盟市", f"{data.league_name}（{data.league}）"),
+        ("快递企业", "全部企业" if company is None else _company_label(data, company)),
+        ("结算月份", data.month),
+        ("结算批次", data.run_id),
+        ("生成时间", local_text(data.generated_at)),
+        ("政策版本", "；".join(f"{v['id']}：{v['reference']}" for v in data.versions)),
+    ]
+    classes = _county_classes(data, company)
+    by_county = (
+        lines.group_by("county_code")
+        .agg(pl.col("submitted", "accepted", "rejected", *MONEY_COLUMNS).sum())
+        .sort("county_code", nulls_last=True)
+    )
+    rows = []
+    for rec in by_county.iter_rows(named=True):
+        code = rec["county_code"]
+        rows.append(
+            CountyRow(
+                "—" if code is None else code,
+                "（非本盟市或无法识别）" if code is None else data.county_names.get(code, ""),
+                classes.get(code, "—"),
+                [rec["submitted"], rec["accepted"], rec["rejected"]],
+                [rec[k] for k in MONEY_COLUMNS],
+            )
         )
-    out.append("</tbody></table>")
-    if len(rows) > limit:
-        out.append(f'<p class="note">仅列出前 {limit:,} 行，全部剔除行见 XLSX 的“剔除明细”。</p>')
-    return "\n".join(out)
+    counts: dict[str, int] = {}
+    for m in lines["rejected_by_reason"].to_list():
+        for k, v in _reason_counts(m).items():
+            counts[k] = counts.get(k, 0) + v
+    reasons = [(code, text, counts[code]) for code, text in REASONS.items() if counts.get(code)]
+    adj = data.company_adjustments(company)
+    adjustments = [
+        (
+            r["month"],
+            r["run_id"],
+            _company_label(data, r["company"]),
+            r["parcels"],
+            r["subsidy_fen"],
+        )
+        for r in adj.iter_rows(named=True)
+    ]
+    totals = _totals(lines)
+    listings: list[Listing] = []
+    notes: list[str] = []
+    companies = None
+    base = f"settle statement --league {data.league} --month {data.month}"
+    if company is None:
+        companies = _company_rows(data)
+        if totals["rejected"]:
+            notes.append(
+                f"剔除行 {totals['rejected']:,} 行（按原因统计见上表）：各企业的逐行明细见其结算单；"
+                "全部剔除行（含未登记企业）见输出目录下 "
+                f"{partition('rejects', data.league, data.month).as_posix()}/{PART_FILE}，"
+                f"或运行 {base} --rejects-csv 文件名.csv 导出。"
+            )
+        notes.append(
+            "逐件投递量明细见各企业结算单；全部受理投递见输出目录下 "
+            f"{partition('ledger', data.league, data.month).as_posix()}/{PART_FILE}。"
+        )
+    else:
+        listings = [
+            _listing(data, company, "rejects", totals["rejected"]),
+            _listing(data, company, "detail", totals["accepted"]),
+        ]
+    prefix = "【作废】" if data.voided else ""
+    title = (
+        f"{data.league_name}快递进村补贴结算汇总表"
+        if company is None
+        else f"{data.league_name}快递进村补贴结算单"
+    )
+    return Layout(
+        title=prefix + title,
+        stem=company or "summary",
+        info=info,
+        rows=rows,
+        totals=totals,
+        reasons=reasons,
+        companies=companies,
+        adjustments=adjustments,
+        seal=_seal_block(data.seal),
+        void_banner=void_banner(data.voided),
+        listings=listings,
+        notes=notes,
+        run_id=data.run_id,
+    )
+
+
+def _company_rows(data: MonthData) -> list[CompanyRow]:
+    """The summary's per-company lines: every registered company with rows or adjustments this
+    month, then one line for all company codes not in companies.toml (rejected rows only)."""
+    registered = pl.col("company").is_in(list(data.company_names))
+    by = (
+        data.lines.filter(registered)
+        .group_by("company")
+        .agg(pl.col("accepted", "rejected", *MONEY_COLUMNS).sum())
+        .sort("company")
+    )
+    adj = {
+        c: int(f)
+        for c, f in data.adjustments.group_by("company")
+        .agg(pl.col("subsidy_fen").sum())
+        .iter_rows()
+    }
+    rows = {
+        rec["company"]: CompanyRow(
+            rec["company"],
+            _company_label(data, rec["company"]),
+            rec["accepted"],
+            rec["rejected"],
+            [rec[k] for k in MONEY_COLUMNS],
+            adj.get(rec["company"], 0),
+        )
+        for rec in by.iter_rows(named=True)
+    }
+    for c, fen in adj.items():
+        rows.setdefault(c, CompanyRow(c, _company_label(data, c), 0, 0, [0, 0, 0, 0], fen))
+    out = [rows[c] for c in sorted(rows)]
+    others = data.lines.filter(~registered)
+    if others.height:
+        codes = others["company"].n_unique()
+        out.append(
+            CompanyRow(
+                "",
+                f"未登记企业编码（{codes:,} 个）",
+                int(others["accepted"].sum()),
+                int(others["rejected"].sum()),
+                [int(others[k].sum()) for k in MONEY_COLUMNS],
+                0,
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- public notice
 
 
-def _write_notice(directory: Path, data: MonthData) -> list[Path]:
-    by_company = (
-        data.lines.filter(pl.col("company").is_in(list(data.company_names)))
-        .group_by("company")
-        .agg(pl.col("accepted", "subsidy_fen").sum())
-        .sort("company")
+@dataclass
+class Notice:
+    """The public notice (公示名单): everything paid in the month's statements, per company."""
+
+    title: str
+    year: int
+    month: int
+    league_name: str
+    rows: list[tuple[str, str, int, int, int]]  # code, name, parcels, month 分, adjustments 分
+    period: str | None  # 公示期 from the seal
+    seal: list[tuple[str, str]] | None
+    void_banner: str | None
+    run_id: str
+
+    @property
+    def total_fen(self) -> int:
+        return sum(r[3] + r[4] for r in self.rows)
+
+
+def _notice(data: MonthData) -> Notice:
+    rows = [
+        (r.code, data.company_names[r.code], r.accepted, r.money[-1], r.adjustment_fen)
+        for r in _company_rows(data)
+        if r.code in data.company_names and (r.accepted or r.adjustment_fen)
+    ]
+    year, mon = (int(x) for x in data.month.split("-"))
+    seal = data.seal
+    period = f"{_zh_date(seal['notice_start'])}至{_zh_date(seal['notice_end'])}" if seal else None
+    prefix = "【作废】" if data.voided else ""
+    return Notice(
+        title=f"{prefix}{data.league_name}{year}年{mon}月快递进村补贴公示名单",
+        year=year,
+        month=mon,
+        league_name=data.league_name,
+        rows=rows,
+        period=period,
+        seal=_seal_block(seal),
+        void_banner=void_banner(data.voided, "公示名单"),
+        run_id=data.run_id,
     )
-    rows = [(c, data.company_names[c], a, s) for c, a, s in by_company.iter_rows()]
+
+
+def _write_notice_csv(path: Path, notice: Notice) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["企业编码", "企业名称", "受理件数", "应付补贴(元)"])
-    for code, name, accepted, fen in rows:
-        writer.writerow([excel_safe(code), excel_safe(name), accepted, str(fen_to_yuan(fen))])
-    csv_path = directory / "public_notice.csv"
-    csv_path.write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))
-    total = sum(r[3] for r in rows)
-    year, mon = data.month.split("-")
-    title = f"{data.league_name}{year}年{int(mon)}月快递进村补贴公示名单"
-    body = [
-        f"<h1>{_e(title)}</h1>",
-        '<p class="words">根据内政办发〔2022〕39号第（十四）项及本盟市实施细则，现将'
-        f"{year}年{int(mon)}月快递进村补贴结算结果公示如下：</p>",
-        '<table class="lines"><thead><tr><th>序号</th><th>企业编码</th><th>企业名称</th>'
-        "<th>受理件数</th><th>应付补贴(元)</th></tr></thead><tbody>",
-    ]
-    for i, (code, name, accepted, fen) in enumerate(rows, 1):
-        body.append(
-            f'<tr><td class="n">{i}</td><td>{_e(code)}</td><td>{_e(name)}</td>'
-            f'<td class="n">{accepted:,}</td><td class="n">{format_yuan(fen)}</td></tr>'
+    writer.writerow(
+        ["企业编码", "企业名称", "受理件数", "本月结算(元)", "补充结算调整(元)", "合计(元)"]
+    )
+    for code, name, parcels, fen, adj in notice.rows:
+        writer.writerow(
+            [
+                excel_safe(code),
+                excel_safe(name),
+                parcels,
+                str(fen_to_yuan(fen)),
+                str(fen_to_yuan(adj)),
+                str(fen_to_yuan(fen + adj)),
+            ]
         )
-    body.append(
-        f'<tr class="total"><td></td><td>合计</td><td></td>'
-        f'<td class="n">{sum(r[2] for r in rows):,}</td>'
-        f'<td class="n" id="total-subsidy">{format_yuan(total)}</td></tr></tbody></table>'
-    )
-    body.append(
-        '<p class="words">公示期：&emsp;&emsp;年&emsp;月&emsp;日至&emsp;&emsp;年&emsp;月&emsp;日。'
-        "公示期内，对公示内容有异议的，可向盟市邮政管理部门书面反映。</p>"
-    )
-    body.append(
-        f'<div class="stamp" style="text-align:right">{_e(data.league_name)}邮政管理局（盖章）<br>'
-        "&emsp;&emsp;年&emsp;&emsp;月&emsp;&emsp;日</div>"
-    )
-    body.append(f'<p class="note">结算批次 {_e(data.run_id)}</p>')
-    html_path = directory / "public_notice.html"
-    html_path.write_text(
-        _html_document(title, "\n".join(body)),
-        encoding="utf-8",
-    )
-    return [csv_path, html_path]
+    path.write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -826,22 +782,36 @@ def render(
     company: str | None = None,
     source_dir: Path | None = None,
     with_detail: bool = False,
+    voided: dict | None = None,
 ) -> dict:
     """Render the 盟市-month's statements and public notice; returns the statements manifest.
 
     With `company`, only that company's statement is rendered again (and the manifest updated).
-    With `with_detail`, a company's parcel detail too long for its workbook is written beside
-    it as CSV (up to Excel's sheet limit).
+    With `with_detail`, a company's listing too long for its workbook is written beside it as
+    CSV (up to Excel's sheet limit). With `voided` ({"run_id", "voided_at" (UTC), "voided_by",
+    "reason"}), every statement and the notice carry the 作废 mark. A sealed run's statements
+    show the seal.
     """
+    from .statement_html import write_notice_html, write_statement_html
+    from .statement_xlsx import write_statement_xlsx
+
     store = store if store is not None else out_dir / "settlement.duckdb"
     data = _load(source_dir or out_dir, cfg, league, month, store)
     try:
+        if voided is not None and voided["run_id"] != data.run_id:
+            raise SettlementError(
+                f"作废的批次 {voided['run_id']} 不是盟市 {league} {month} 结算单的批次 {data.run_id}"
+            )
         directory = statements_dir(out_dir, league, str(month))
         directory.mkdir(parents=True, exist_ok=True)
         data.folder = directory
         data.with_detail = with_detail
+        data.voided = voided
+        data.in_workbook = _workbook_listings(data)
         present = sorted(
-            c for c in data.lines["company"].unique().to_list() if c in data.company_names
+            c
+            for c in {*data.lines["company"].unique().to_list(), *data.adjustments["company"]}
+            if c in data.company_names
         )
         if company is not None and company not in present:
             raise RefusedError(f"企业 {company} 在盟市 {league} {month} 没有投递记录")
@@ -852,28 +822,37 @@ def render(
             if company and manifest_file.exists()
             else {"files": {}}
         )
+
+        def record(path: Path, who: str | None, lay_totals: dict, due_fen: int) -> None:
+            # subsidy_fen is the ledger's payable (settle verify compares it to the ledger);
+            # due_fen adds the supplementary adjustments booked in this month (本期实付)
+            manifest["files"][path.name] = {
+                "sha256": sha256_file(path),
+                "company": who,
+                "subsidy_fen": lay_totals["subsidy_fen"],
+                "due_fen": due_fen,
+                "parcels": lay_totals["accepted"],
+            }
+
         for who in targets:
-            stem = who or "summary"
-            tmp_x, tmp_h = directory / f".{stem}.xlsx.tmp", directory / f".{stem}.html.tmp"
-            totals, extra = _write_xlsx(tmp_x, data, who)
-            _write_html(tmp_h, data, who)
-            os.replace(tmp_x, directory / f"{stem}.xlsx")
-            os.replace(tmp_h, directory / f"{stem}.html")
-            for final in (directory / f"{stem}.xlsx", directory / f"{stem}.html", *extra):
-                manifest["files"][final.name] = {
-                    "sha256": sha256_file(final),
-                    "company": who,
-                    "subsidy_fen": totals["subsidy_fen"],
-                    "parcels": totals["accepted"],
-                }
+            lay = _layout(data, who)
+            extra = _write_listing_csvs(data, who, lay)
+            final_x, final_h = directory / f"{lay.stem}.xlsx", directory / f"{lay.stem}.html"
+            tmp_x, tmp_h = directory / f".{lay.stem}.xlsx.tmp", directory / f".{lay.stem}.html.tmp"
+            write_statement_xlsx(tmp_x, data, lay)
+            write_statement_html(tmp_h, lay)
+            os.replace(tmp_x, final_x)
+            os.replace(tmp_h, final_h)
+            for final in (final_x, final_h, *extra):
+                record(final, who, lay.totals, lay.due_fen)
         if company is None:
-            for path in _write_notice(directory, data):
-                manifest["files"][path.name] = {
-                    "sha256": sha256_file(path),
-                    "company": None,
-                    "subsidy_fen": _totals(data.lines)["subsidy_fen"],
-                    "parcels": _totals(data.company_lines(None))["accepted"],
-                }
+            notice = _notice(data)
+            totals = _totals(data.lines)
+            csv_path, html_path = directory / "public_notice.csv", directory / "public_notice.html"
+            _write_notice_csv(csv_path, notice)
+            write_notice_html(html_path, notice)
+            for path in (csv_path, html_path):
+                record(path, None, totals, notice.total_fen)
             stale = (
                 {p.name for p in directory.iterdir()} - set(manifest["files"]) - {"statements.json"}
             )
@@ -885,11 +864,32 @@ def render(
                 "month": str(month),
                 "run_id": data.run_id,
                 "ledger_subsidy_fen": _totals(data.lines)["subsidy_fen"],
+                "adjustment_fen": int(data.adjustments["subsidy_fen"].sum() or 0),
             }
         )
+        for key, value in (("seal", data.seal), ("voided", voided)):
+            if value is None:
+                manifest.pop(key, None)
+            else:
+                manifest[key] = {k: str(v) for k, v in value.items()}
         manifest_file.write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
         return manifest
     finally:
         data.con.close()
+
+
+def _write_listing_csvs(data: MonthData, company: str | None, lay: Layout) -> list[Path]:
+    """The listings that --with-detail writes beside the statements."""
+    written = []
+    for listing in lay.listings:
+        if listing.csv is None:
+            continue
+        path = data.folder / listing.csv
+        if listing.kind == "rejects":
+            _rejects_csv(data.con, company, path)
+        else:
+            _detail_csv(data.con, company, path)
+        written.append(path)
+    return written

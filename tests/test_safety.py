@@ -693,3 +693,30 @@ def test_a_void_killed_before_it_commits_is_undone(tmp_path):
     assert verified.exit_code == 0, verified.output
     assert sha(ledger) == before and not (desk.out / "voided").exists()
     assert desk.sql("SELECT status FROM runs") == [("current",)]
+
+
+def test_empty_views_have_the_columns_of_the_outputs(tmp_path):
+    """When no current run has files of a kind (the only month voided), the views keep the
+    outputs' columns and types, with no rows, and the auditors' tools still run."""
+    from settlement.store import VIEW_COLUMNS
+
+    desk = Desk(tmp_path)
+    desk.run("2025-04", p("A1", "2025-04-05"), p("BAD", "2025-04-06", km="far"))
+    real = {
+        kind: [(c, t) for c, t, *_ in desk.sql(f"DESCRIBE {kind}")][:-2]
+        for kind in ("ledger", "rejects", "units")
+    }
+    assert real == VIEW_COLUMNS
+    assert void(desk, "2025-04", "测试").exit_code == 0
+    assert desk.sql("SELECT COUNT(*) FROM ledger") == [(0,)]
+    emptied = {
+        kind: [(c, t) for c, t, *_ in desk.sql(f"DESCRIBE {kind}")][:-2]
+        for kind in ("ledger", "rejects", "units")
+    }
+    assert emptied == VIEW_COLUMNS
+    verified = desk.cli("verify", "--out", desk.out)
+    assert verified.exit_code == 0, verified.output
+    counted = desk.cli(
+        "sql", "SELECT COUNT(*) AS n FROM rejects", "--store", desk.store, "--format", "csv"
+    )
+    assert counted.output == "n\n0\n"

@@ -4,6 +4,7 @@ fen (SPEC §7.5), untrusted text never becomes a formula or markup, every reconc
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import zipfile
@@ -160,9 +161,12 @@ def test_summary_has_a_native_chart_and_signature_lines(settled):
     path = out / "statements" / PART / "summary.xlsx"
     with zipfile.ZipFile(path) as z:
         assert any(n.startswith("xl/charts/chart") for n in z.namelist())
-    values = [c.value for r in openpyxl.load_workbook(path)["结算单"].iter_rows() for c in r]
-    for label in ("经办人：", "审核人：", "负责人：", "（盖章）"):
-        assert label in values
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["结算单", "应付补贴图"]  # the summary lists no rows
+    values = [c.value for r in wb["结算单"].iter_rows() for c in r if isinstance(c.value, str)]
+    block = next(v for v in values if v.startswith("以上结算结果经核对无误"))
+    for label in ("经办人：", "审核人：", "负责人：", "（盖章）", "日期："):
+        assert label in block  # one row: a printed page never splits the signatures
 
 
 def test_untrusted_text_never_becomes_a_formula(settled):
@@ -185,17 +189,27 @@ def test_untrusted_text_never_becomes_a_formula(settled):
             for r in ws.iter_rows():
                 for c in r:
                     assert c.data_type != "f", (path.name, c.coordinate, c.value)
-        if path.name in ("ZTO.xlsx", "summary.xlsx"):
+        if path.name == "ZTO.xlsx":  # the summary lists no rows: counts by reason only
             assert {'=HYPERLINK("http://x","y")', "+SUM(1)", "@cmd"} <= seen
     assert hostile
 
 
-def test_untrusted_text_is_escaped_in_html(settled):
-    _, out = settled
+def test_html_lists_no_rows_and_escapes_what_it_shows(tmp_path):
+    hostile = policy_text().replace("测试政策 第1版", "<script>alert(1)</script> & 'x'")
+    cfg = make_config(tmp_path / "config", hostile)
+    logs = tmp_path / "logs.csv"
+    logs.write_text(
+        HEADER + f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名\n<b>X</b>,ZTO,bad,{V1},1,2,0,签名\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    run = ("run", "--league", "150700", "--month", "2025-03", "--logs", logs, "-q")
+    assert cli(*run, "--config", cfg, "--out", out).exit_code == 0
     page = (out / "statements" / PART / "ZTO.html").read_text(encoding="utf-8")
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "=HYPERLINK(&quot;http://x&quot;,&quot;y&quot;)" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#x27;x&#x27;" in page
+    assert "<b>X</b>" not in page and "&lt;b&gt;X&lt;/b&gt;" not in page  # rows are not listed
+    assert "剔除行 1 行：见同目录 ZTO.xlsx 的“剔除明细”工作表。" in page
 
 
 def test_public_notice(settled):
@@ -205,22 +219,17 @@ def test_public_notice(settled):
         csv.reader((folder / "public_notice.csv").read_text(encoding="utf-8-sig").splitlines())
     )
     ledger = pl.read_parquet(out / "ledger" / PART / "part-0.parquet")
-    expected = [
-        [c, name, str(n), f"{f / 100:.2f}"]
-        for c, name, n, f in [
-            (
-                c,
-                {"YTO": "圆通速递", "ZTO": "中通快递"}[c],
-                ledger.filter(pl.col("company") == c).height,
-                ledger.filter(pl.col("company") == c)["subsidy_fen"].sum(),
-            )
-            for c in ("YTO", "ZTO")
-        ]
-    ]
-    assert rows == [["企业编码", "企业名称", "受理件数", "应付补贴(元)"], *expected]
+    expected = []
+    for c, name in (("YTO", "圆通速递"), ("ZTO", "中通快递")):
+        part = ledger.filter(pl.col("company") == c)
+        fen = part["subsidy_fen"].sum()
+        expected.append([c, name, str(part.height), f"{fen / 100:.2f}", "0.00", f"{fen / 100:.2f}"])
+    header = ["企业编码", "企业名称", "受理件数", "本月结算(元)", "补充结算调整(元)", "合计(元)"]
+    assert rows == [header, *expected]
     page = (folder / "public_notice.html").read_text(encoding="utf-8")
-    assert '<td class="n" id="total-subsidy">0.50</td>' in page
+    assert '<td class="n" id="total-due">0.50</td>' in page
     assert "呼伦贝尔市2025年3月快递进村补贴公示名单" in page
+    assert "公示期：&emsp;&emsp;年" in page  # not sealed: the dates are left blank
 
 
 def test_excel_safe_guards_csv_cells():
@@ -339,7 +348,8 @@ def test_supplement_appears_as_adjustment_in_next_open_month(tmp_path, monkeypat
     )
     page = (out / "statements" / PART / "ZTO.html").read_text(encoding="utf-8")
     assert "补充结算调整" in page
-    assert "本期实付合计：人民币贰角伍分（¥0.25）" in page  # March 15 + February's late 10
+    # March 15 + February's late 10
+    assert '本期实付合计：人民币贰角伍分（<span id="total-due">¥0.25</span>）' in page
     # March's ledger did not change: the detail written on request is still there, and listed
     assert (out / "statements" / PART / "ZTO.detail.csv").read_bytes() == detail
     listed = json.loads((out / "statements" / PART / "statements.json").read_text("utf-8"))
@@ -459,7 +469,7 @@ def test_reconcile_claim_without_waybill_column(settled, tmp_path):
     assert "缺少必需的列 waybill_no（运单号）" in result.output
 
 
-def test_long_listings_go_to_csv_beside_the_xlsx(settled, monkeypatch):
+def test_long_listings_go_to_csv_beside_the_xlsx_on_request(settled, monkeypatch):
     from settlement import statements
 
     cfg, out = settled
@@ -468,14 +478,23 @@ def test_long_listings_go_to_csv_beside_the_xlsx(settled, monkeypatch):
     result = cli(*base, "--config", cfg)
     assert result.exit_code == 0, result.output
     folder = out / "statements" / PART
-    assert not (folder / "ZTO.detail.csv").exists()  # a long detail only on request
+    assert not list(folder.glob("*.csv.*")) and not list(folder.glob("*.rejects.csv"))
+    assert not (folder / "ZTO.detail.csv").exists()  # long listings only on request
+    command = "settle statement --league 150700 --month 2025-03"
     note = openpyxl.load_workbook(folder / "ZTO.xlsx")["投递量明细表"]["A2"].value
     assert note == (
-        "投递量明细共 2 件，超过 1 件，未随结算单生成；运行 settle statement --league 150700 "
-        "--month 2025-03 --with-detail 另存为同目录 ZTO.detail.csv，或运行 settle statement "
-        "--league 150700 --month 2025-03 --company ZTO --detail-csv 文件名.csv 导出"
+        "投递量明细 2 件：未随结算单生成（超过 1 件）；见输出目录下 "
+        f"ledger/league=150700/month=2025-03/part-0.parquet；运行 {command} --with-detail "
+        f"写入同目录 ZTO.detail.csv，或运行 {command} --company ZTO --detail-csv 文件名.csv 导出。"
     )
-    assert "ZTO.rejects.csv" in json.loads((folder / "statements.json").read_text("utf-8"))["files"]
+    note = openpyxl.load_workbook(folder / "ZTO.xlsx")["剔除明细"]["A2"].value
+    assert note == (
+        "剔除行 4 行：未随结算单生成（超过 1 行）；见输出目录下 "
+        "rejects/league=150700/month=2025-03/part-0.parquet（company = 'ZTO' 的行）；运行 "
+        f"{command} --with-detail 写入同目录 ZTO.rejects.csv，或运行 {command} --company ZTO "
+        "--rejects-csv 文件名.csv 导出。"
+    )
+    assert html.escape(note) in (folder / "ZTO.html").read_text("utf-8")  # the footer too
     result = cli(*base, "--config", cfg, "--with-detail")
     assert result.exit_code == 0, result.output
     detail = (folder / "ZTO.detail.csv").read_bytes()
@@ -488,9 +507,11 @@ def test_long_listings_go_to_csv_beside_the_xlsx(settled, monkeypatch):
     waybills = {r[2] for r in rejects[1:]}
     assert {'\'=HYPERLINK("http://x","y")', "'+SUM(1)", "'@cmd"} <= waybills
     wb = openpyxl.load_workbook(folder / "ZTO.xlsx")
-    assert "见同目录 ZTO.detail.csv" in wb["投递量明细表"]["A2"].value
+    assert wb["投递量明细表"]["A2"].value == "投递量明细 2 件：见同目录 ZTO.detail.csv。"
+    assert wb["剔除明细"]["A2"].value == "剔除行 4 行：见同目录 ZTO.rejects.csv。"
     manifest = json.loads((folder / "statements.json").read_text(encoding="utf-8"))
     assert {"ZTO.detail.csv", "ZTO.rejects.csv"} <= set(manifest["files"])
+    assert not (folder / "YTO.rejects.csv").exists()  # YTO's one reject is in its workbook
     assert cli("verify", "--out", out).exit_code == 0
 
 
@@ -509,9 +530,9 @@ def test_detail_over_excel_limit_is_exported_on_request(settled, monkeypatch, tm
     assert not (folder / "ZTO.detail.csv").exists()  # nor beside the statements: too long
     note = openpyxl.load_workbook(folder / "ZTO.xlsx")["投递量明细表"]["A2"].value
     assert note == (
-        "投递量明细共 2 件，超过 Excel 单表上限，未随结算单生成；明细见本月账本 "
-        "ledger/league=150700/month=2025-03/，或运行 settle statement --league 150700 "
-        "--month 2025-03 --company ZTO --detail-csv 文件名.csv 导出"
+        "投递量明细 2 件：超过 Excel 单表上限，未随结算单生成；见输出目录下 "
+        "ledger/league=150700/month=2025-03/part-0.parquet，或运行 settle statement "
+        "--league 150700 --month 2025-03 --company ZTO --detail-csv 文件名.csv 导出。"
     )
     target = tmp_path / "export" / "zto.csv"
     result = cli(*base, "--config", cfg, "--company", "ZTO", "--detail-csv", target)
