@@ -342,17 +342,25 @@ def replay_run(
 
 def _collect(con: duckdb.DuckDBPyConnection, run: StoreRun, league: str, keep: bool) -> Replay:
     """What a replay leaves: the budget, groups compared with the baseline, units, refusals."""
+    # each simulated parcel once (the ledger view is evaluated here), keyed by its input file
+    # and row packed in one integer: joining the baseline on it is cheaper than on waybill_no
+    prior = ", CAST(unit_key AS VARCHAR) AS unit_key, CAST(village_code AS VARCHAR) AS "
+    prior += "village_code, cost_yuan, revenue_yuan"
     con.execute(
-        """
-        CREATE TEMP TABLE simulated AS
-        SELECT CAST(waybill_no AS VARCHAR) AS waybill_no, CAST(area_class AS VARCHAR) AS area_class,
-               CAST(village_code AS VARCHAR) AS village_code, CAST(unit_key AS VARCHAR) AS unit_key,
-               cost_yuan, revenue_yuan, subsidy_fen
+        f"""
+        CREATE OR REPLACE TEMP TABLE simulated AS
+        SELECT (CAST(enum_code(source_file) AS BIGINT) << 32) + source_row AS source_key,
+               CAST(area_class AS VARCHAR) AS area_class, subsidy_fen {prior if keep else ""}
         FROM ledger_out
         """
     )
     groups = con.sql(
         """
+        WITH b AS (
+            SELECT b.*, (CAST(enum_code(f.source_file) AS BIGINT) << 32) + b.source_row
+                        AS source_key
+            FROM baseline b JOIN file_dim f ON CAST(f.source_file AS VARCHAR) = CAST(b.source_file AS VARCHAR)
+        )
         SELECT ? AS month, CAST(b.company AS VARCHAR) AS company,
                CAST(b.county_code AS VARCHAR) AS county_code,
                COALESCE(s.area_class, CAST(b.area_class AS VARCHAR)) AS area_class,
@@ -361,7 +369,7 @@ def _collect(con: duckdb.DuckDBPyConnection, run: StoreRun, league: str, keep: b
                CAST(COALESCE(SUM(s.subsidy_fen), 0) AS BIGINT) AS variant_fen,
                COUNT(*) FILTER (WHERE COALESCE(s.subsidy_fen, 0) > b.subsidy_fen) AS gained,
                COUNT(*) FILTER (WHERE COALESCE(s.subsidy_fen, 0) < b.subsidy_fen) AS lost
-        FROM baseline b LEFT JOIN simulated s ON s.waybill_no = CAST(b.waybill_no AS VARCHAR)
+        FROM b LEFT JOIN simulated s USING (source_key)
         GROUP BY ALL
         """,
         params=[run.month],
@@ -620,10 +628,9 @@ def fit_budget(
         return period
 
     limit = cap_limit(base)
-    top = attempt(limit)
-    if not top.prorated:
-        return Fit(limit, limit, steps, None), top
-    lo, hi, lo_period, hi_period = 0, limit, None, top
+    # k = 0 pays nothing, so needs no reduction; limit + 1 pays what limit pays (every rate at
+    # its cap), so it stands for "needs a reduction" until limit itself is found to need none
+    lo, hi, lo_period, hi_period = 0, limit + 1, None, None
     while hi - lo > 1:
         mid = (lo + hi) // 2
         period = attempt(mid)
@@ -849,26 +856,6 @@ SUMMARY_SQL = {
                    AS down_fen,
                COUNT(*) FILTER (WHERE delta_fen = 0) AS same
         FROM parties GROUP BY side""",
-    "by_company": """
-        SELECT company, CAST(SUM(parcels) AS BIGINT) AS parcels,
-               CAST(SUM(baseline_fen) AS BIGINT) AS baseline_fen,
-               CAST(SUM(variant_fen) AS BIGINT) AS variant_fen,
-               CAST(SUM(variant_fen) - SUM(baseline_fen) AS BIGINT) AS delta_fen,
-               CAST(SUM(gained) AS BIGINT) AS gained, CAST(SUM(lost) AS BIGINT) AS lost
-        FROM groups GROUP BY company ORDER BY delta_fen DESC, company""",
-    "by_county": """
-        SELECT county_code, CAST(SUM(parcels) AS BIGINT) AS parcels,
-               CAST(SUM(baseline_fen) AS BIGINT) AS baseline_fen,
-               CAST(SUM(variant_fen) AS BIGINT) AS variant_fen,
-               CAST(SUM(variant_fen) - SUM(baseline_fen) AS BIGINT) AS delta_fen,
-               CAST(SUM(gained) AS BIGINT) AS gained, CAST(SUM(lost) AS BIGINT) AS lost
-        FROM groups GROUP BY county_code ORDER BY delta_fen DESC, county_code""",
-    "by_class": """
-        SELECT area_class, CAST(SUM(parcels) AS BIGINT) AS parcels,
-               CAST(SUM(baseline_fen) AS BIGINT) AS baseline_fen,
-               CAST(SUM(variant_fen) AS BIGINT) AS variant_fen,
-               CAST(SUM(variant_fen) - SUM(baseline_fen) AS BIGINT) AS delta_fen
-        FROM groups GROUP BY area_class ORDER BY area_class""",
     "binding": """
         SELECT u.month, r.label, u.unit_key, u.company, u.county_code, u.parcels, u.gross_fen,
                u.cap_fen, u.prior_paid_fen, u.after_breakeven_fen,
@@ -881,6 +868,23 @@ SUMMARY_SQL = {
         SELECT reason_code, reason, CAST(SUM(parcels) AS BIGINT) AS parcels,
                CAST(SUM(baseline_fen) AS BIGINT) AS baseline_fen
         FROM refused GROUP BY ALL ORDER BY reason_code""",
+}
+
+
+#: the comparison summed by one of its keys, the largest rise first (winners and losers)
+SUMMARY_SQL |= {
+    f"by_{name}": f"""
+        SELECT {key}, CAST(SUM(parcels) AS BIGINT) AS parcels,
+               CAST(SUM(baseline_fen) AS BIGINT) AS baseline_fen,
+               CAST(SUM(variant_fen) AS BIGINT) AS variant_fen,
+               CAST(SUM(variant_fen) - SUM(baseline_fen) AS BIGINT) AS delta_fen,
+               CAST(SUM(gained) AS BIGINT) AS gained, CAST(SUM(lost) AS BIGINT) AS lost
+        FROM groups GROUP BY {key} ORDER BY {order}"""
+    for name, key, order in (
+        ("company", "company", "delta_fen DESC, company"),
+        ("county", "county_code", "delta_fen DESC, county_code"),
+        ("class", "area_class", "area_class"),
+    )
 }
 
 

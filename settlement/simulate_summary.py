@@ -583,7 +583,7 @@ def write_xlsx(sim, path: Path) -> None:
         table(wsp, 0, party_headers(what), PARTY_KINDS, rows)
         wsp.set_column(0, 0, 24)
         wsp.set_column(1, 7, 14)
-        if rows:
+        if any(r[4] for r in rows):
             bar = wb.add_chart({"type": "bar"})
             bar.add_series(
                 {
@@ -710,6 +710,12 @@ def _axis_step(top: int) -> int:
     return max(step, 1)
 
 
+def tick_label(fen: int, step: int) -> str:
+    """An axis label in 元: whole 元 when the gridlines fall on whole 元."""
+    text = format_yuan(fen)
+    return text[:-3] if step % 100 == 0 else text
+
+
 def column_svg(
     labels: list[str],
     series: list[tuple[str, str, list[int]]],
@@ -734,7 +740,7 @@ def column_svg(
         py = top_pad + plot_h - plot_h * y / top
         parts.append(
             f'<line x1="{left}" x2="{width - 10}" y1="{py:.1f}" y2="{py:.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end">{_e(format_yuan(y)[:-3])}</text>'
+            f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end">{_e(tick_label(y, step))}</text>'
         )
         y += step
     for i, label in enumerate(labels):
@@ -856,7 +862,7 @@ def write_html(sim, path: Path) -> None:
         table = sim.tables[key]
         out.append(f"<section><h2>按{what}：增加与减少</h2>")
         rows = party_rows(table, label)
-        if rows:
+        if any(r[4] for r in rows):
             out.append(diverging_svg([r[0] for r in rows], [r[4] for r in rows]))
         out.append("</section>")
         out.append(_table(party_headers(what), PARTY_KINDS, rows))

@@ -4,6 +4,7 @@ and the store is never written."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections import defaultdict
@@ -26,7 +27,7 @@ from settlement.errors import ConfigError, UsageError
 from settlement.money import scale_yuan
 from settlement.period import Month
 from settlement.sample import generate, write
-from settlement.simulate import COMPARISON, cap_limit, scale_policy, simulate
+from settlement.simulate import COMPARISON, cap_limit, load_variant, scale_policy, simulate
 
 LEAGUE = "150700"
 
@@ -194,7 +195,8 @@ def test_summary_workbook_and_page(history):
         ["2025-01", "补充结算1", 2, 0.16, 0.16, 0.16],
         ["2025-03", "月度结算", 4, 0, 0, 0.66],
     ]
-    assert wb["总览"]._charts and wb["按企业"]._charts  # native Excel charts
+    assert len(wb["总览"]._charts) == 1  # a native Excel chart of each run's payouts
+    assert not wb["按企业"]._charts  # no change, no chart of changes
     units = [[c.value for c in r] for r in wb["盈亏平衡单元"].iter_rows(min_row=2)]
     assert [r[:3] + r[6:] for r in units] == [
         ["2025-01", "月度结算", "YTO|150783", 0.22, 0.1, 0.1, 0.12, "是"],
@@ -433,12 +435,16 @@ def test_scale_one_class_by_hand(fit_office, tmp_path):
     # 15, within the 50 − 14 = 36 left. 29 分 against the 30 + 20 paid.
     result = simulate_cli(fit_office, "--scale", "default=0.5", "--out", tmp_path / "s")
     assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # -q: no progress
     assert "  模拟政策：现行政策；区域类别 default 的基础费率 ×0.5" in result.output
     assert pl.read_parquet(tmp_path / "s" / "comparison.parquet").rows() == [
         ("2025-01", "ZTO", "150702", "default", 2, 30, 14, -16),
         ("2025-02", "ZTO", "150702", "default", 3, 20, 15, -5),
     ]
     assert "  按企业：减少 1 家，合计 -0.21 元；减少最多：ZTO 中通快递 -0.21 元。" in result.output
+    assert len(openpyxl.load_workbook(tmp_path / "s" / "summary.xlsx")["按企业"]._charts) == 1
+    page = (tmp_path / "s" / "summary.html").read_text(encoding="utf-8")
+    assert page.count("<svg") == 3  # payouts by run, changes by company and by 旗县
 
 
 def test_a_variant_that_leaves_parcels_without_a_policy_version(fit_office, tmp_path):
@@ -467,16 +473,16 @@ def test_fit_budget_by_hand(fit_office, tmp_path):
     assert "全部基础费率 ×0.6999（预算拟合结果）" in result.output
     assert (
         "  预算拟合：全部基础费率乘以 0.6999 时全期无需预算调减，应付 0.18 元；乘以 0.7000 时 "
-        "1 个批次需调减 0.01 元（二分法试算 16 次，每次完整重新结算全期）。"
+        "1 个批次需调减 0.01 元（二分法试算 15 次，每次完整重新结算全期）。"
     ) in result.output
     assert pl.read_parquet(out / "comparison.parquet").rows() == [
         ("2025-02", "ZTO", "150702", "default", 3, 20, 18, -2)
     ]
     book = openpyxl.load_workbook(out / "summary.xlsx")
-    steps = [[c.value for c in r] for r in book["预算拟合"].iter_rows(min_row=2, max_row=17)]
-    # first every rate at the cap (×3.0002: 30 分 each), then halving [0, 30002]
+    steps = [[c.value for c in r] for r in book["预算拟合"].iter_rows(min_row=2, max_row=16)]
+    # halving [0, 30003): from 3.0002 on every rate is at the 0.30 cap, so 3.0003 would pay
+    # what 3.0002 pays
     assert [(s[1], round(s[2] * 100), round(s[3] * 100)) for s in steps] == [
-        ("3.0002", 90, 20),
         ("1.5001", 45, 20),
         ("0.7500", 21, 20),
         ("0.3750", 9, 9),
@@ -493,7 +499,7 @@ def test_fit_budget_by_hand(fit_office, tmp_path):
         ("0.6999", 18, 18),
         ("0.7000", 21, 20),
     ]
-    assert steps[0][5] == "1 个批次需调减" and steps[3][5] == "无需调减"
+    assert steps[0][5] == "1 个批次需调减" and steps[2][5] == "无需调减"
     rates = [[c.value for c in r] for r in book["费率对照"].iter_rows()]
     assert rates[1][2:6] == ["border", "0–∞ 公里", "0.25", "0.174975"]  # 0.25 × 0.6999
 
@@ -510,3 +516,73 @@ def test_cap_limit_and_scaling_are_exact(tiny):
         ("default", Decimal("0.30")),
         ("border", Decimal("0.550")),
     ]
+
+
+def test_a_missing_ledger_stops_the_simulation(fit_office, tmp_path):
+    ledger = fit_office.out / "ledger" / "league=150700" / "month=2025-02" / "part-0.parquet"
+    aside = tmp_path / "part-0.parquet"
+    ledger.rename(aside)
+    try:
+        result = simulate_cli(fit_office, "--out", tmp_path / "x")
+    finally:
+        aside.rename(ledger)
+    assert result.exit_code == 1
+    run_id = fit_office.sql("SELECT run_id FROM runs WHERE month = '2025-02'")[0][0]
+    assert result.output.strip() == (
+        f"错误：结算库 {fit_office.store} 记录批次 {run_id}（150700 2025-02）受理 3 件，但明细账 "
+        f"{ledger.parent} 中有 0 件：无法按已结算的包裹模拟，请先恢复明细账文件"
+        "（settle verify 可列出问题）"
+    )
+
+
+def test_the_readme_variant_is_a_valid_variant(shipped):
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Policy simulation") :]
+    text = section[
+        section.index("```toml\n") + 8 : section.index("```\n", section.index("```toml"))
+    ]
+    variant = load_variant(shipped, LEAGUE, text, "README 示例.toml")
+    assert variant.budget_rule == "monthly"
+    assert [b.rate_yuan for b in variant.versions[0].rates] == [
+        Decimal("0.08"),
+        Decimal("0.14"),
+        Decimal("0.20"),
+    ]
+
+
+def test_fit_search_when_the_budget_never_binds_or_always_does(tiny, monkeypatch):
+    """The search alone (each step's settlement stood in for by a rule on the multiplier):
+    the answer is the cap limit when even every rate at its cap needs no reduction, and 0
+    when even 0.0001 does."""
+    from settlement import simulate as sim_module
+
+    policy = scale_policy(tiny.policy(LEAGUE))
+    policy = dataclasses.replace(policy, budget_rule="ytd")
+    base = policy.versions[0].rates[0].rate_yuan  # 0.10
+
+    def settle_with(reduce_above: Decimal | None):
+        def fake(cfg, the_plan, scaled, *args, **kwargs):
+            k = scaled.versions[0].rates[0].rate_yuan / base
+            asked = 2 if reduce_above is not None and k > reduce_above else 1
+            budget = {"available_fen": 1, "requested_fen": asked, "paid_fen": 1}
+            return sim_module.Period(scaled, [sim_module.Replay(None, budget, None, None, None)])
+
+        return fake
+
+    monkeypatch.setattr(sim_module, "settle_period", settle_with(None))
+    fit, _ = sim_module.fit_budget(tiny, None, policy)
+    assert (fit.k, fit.limit, fit.unbounded, len(fit.steps)) == (30002, 30002, True, 15)
+    monkeypatch.setattr(sim_module, "settle_period", settle_with(Decimal("0")))
+    fit, period = sim_module.fit_budget(tiny, None, policy)
+    assert (
+        fit.k,
+        fit.unbounded,
+        fit.steps[-1].k,
+        fit.above.policy.versions[0].rates[0].rate_yuan,
+    ) == (
+        0,
+        False,
+        0,
+        Decimal("0.000010"),
+    )
+    assert period.policy.versions[0].rates[0].rate_yuan == 0
