@@ -283,7 +283,7 @@ def party_rows(table: pl.DataFrame, label) -> list[list]:
     ]
 
 
-PARTY_KINDS = ["text", "int", "yuan", "yuan", "delta", "text", "int", "int"]
+PARTY_KINDS = ["text", "int", "yuan", "yuan", "delta", "pct", "int", "int"]
 
 
 def party_headers(what: str) -> list[str]:
@@ -314,7 +314,7 @@ def class_rows(table: pl.DataFrame) -> list[list]:
 
 
 CLASS_HEADERS = ["区域类别（模拟政策）", "件数", "现行实付(元)", "模拟应付(元)", "差额(元)", "变化"]
-CLASS_KINDS = ["text", "int", "yuan", "yuan", "delta", "text"]
+CLASS_KINDS = ["text", "int", "yuan", "yuan", "delta", "pct"]
 
 
 def unit_rows(sim, names: Names) -> list[list]:
@@ -457,6 +457,7 @@ def write_xlsx(sim, path: Path) -> None:
             }
         ),
         "text": wb.add_format({"border": 1}),
+        "pct": wb.add_format({"border": 1, "align": "right"}),
         "int": wb.add_format({"border": 1, "num_format": "#,##0"}),
         "yuan": wb.add_format({"border": 1, "num_format": YUAN_FORMAT}),
         "delta": wb.add_format({"border": 1, "num_format": SIGNED_FORMAT}),
@@ -477,7 +478,7 @@ def write_xlsx(sim, path: Path) -> None:
                 elif kind == "int":
                     ws.write_number(r, c, v, f["int"])
                 else:
-                    ws.write_string(r, c, str(v), f["text"])
+                    ws.write_string(r, c, str(v), f["pct" if kind == "pct" else "text"])
         return row + len(rows) + 1
 
     def sheet(name: str, header_rows: int = 0):
@@ -525,7 +526,7 @@ def write_xlsx(sim, path: Path) -> None:
                 ws.write_number(row, c, values[c], f["int"])
         if money:
             ws.write_number(row, 3, float(fen_to_yuan(values[3])), f["delta"])
-            ws.write_string(row, 4, values[4], f["text"])
+            ws.write_string(row, 4, values[4], f["pct"])
         else:
             ws.write_string(row, 3, "", f["text"])
             ws.write_string(row, 4, "", f["text"])
@@ -688,6 +689,8 @@ def _cell(value, kind: str) -> str:
         return f'<td class="n {cls}">{signed_yuan(value)}</td>'
     if kind == "int":
         return f'<td class="n">{value:,}</td>'
+    if kind == "pct":
+        return f'<td class="n">{_e(value)}</td>'
     return f"<td>{_e(value)}</td>"
 
 
@@ -832,7 +835,7 @@ def write_html(sim, path: Path) -> None:
         else:
             rows.append(
                 f"<tr><td>{_e(r[0])}</td>{_cell(r[1], 'yuan')}{_cell(r[2], 'yuan')}"
-                f'<td class="n">{signed_yuan(r[3])}</td>{_cell(r[4], "text")}</tr>'
+                f'<td class="n">{signed_yuan(r[3])}</td>{_cell(r[4], "pct")}</tr>'
             )
     out.append(
         '<table class="t"><thead><tr><th>项目</th><th>现行政策(元)</th><th>模拟政策(元)</th>'
