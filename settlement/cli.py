@@ -171,6 +171,7 @@ def main() -> None:
     企业预检提交文件：     settle validate logs/*.csv --league 150700 --month 2025-03
     生成示例数据：         settle sample --league 150700 --month 2025-03 --rows 10000 -o x.csv
     在自带样例上演示：     settle demo
+    政策模拟测算：         settle simulate --league 150700 --from 2025-01 --to 2025-12 --policy v.toml
     """
 
 

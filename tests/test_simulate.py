@@ -87,21 +87,7 @@ def history(tmp_path_factory):
     before = tree(office.out)
     runs = office.sql("SELECT * FROM runs ORDER BY run_id")
     out = root / "simulation"
-    result = cli(
-        "simulate",
-        "--league",
-        LEAGUE,
-        "--from",
-        "2025-01",
-        "--to",
-        "2025-03",
-        "--config",
-        root / "config",
-        "--store",
-        office.store,
-        "--out",
-        out,
-    )
+    result = simulate_cli(office, "--out", out, months=("2025-01", "2025-03"), quiet=False)
     return office, before, runs, out, result
 
 
@@ -327,7 +313,8 @@ def fit_office(tmp_path_factory):
     return office
 
 
-def simulate_cli(office, *extra, months=("2025-01", "2025-02")):
+def simulate_cli(office, *extra, months=("2025-01", "2025-02"), quiet=True):
+    """`settle simulate` on an office's store and configuration."""
     return cli(
         "simulate",
         "--league",
@@ -340,7 +327,7 @@ def simulate_cli(office, *extra, months=("2025-01", "2025-02")):
         office.root / "config",
         "--store",
         office.store,
-        "-q",
+        *(["-q"] if quiet else []),
         *extra,
     )
 
