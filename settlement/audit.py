@@ -7,6 +7,7 @@ directories, cannot change its own configuration, and accepts exactly one SELECT
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -15,11 +16,19 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from . import SQL_DIR
+from . import SQL_DIR, journal
 from .db import bound, scratch_connection
 from .errors import RefusedError, SettlementError, UsageError
 from .outputs import PART_FILE, manifest_path, sha256_file
-from .store import EMPTY_PAID
+from .store import (
+    EMPTY_PAID,
+    STALE_SQL,
+    refresh_views,
+    resolve_out,
+    search_path,
+    store_root,
+    upgrade,
+)
 
 QUERIES_DIR = SQL_DIR / "queries"
 AUDITS_DIR = SQL_DIR / "audits"
@@ -65,9 +74,9 @@ def check_query(sql: str) -> None:
 
 
 def open_readonly(store: Path) -> duckdb.DuckDBPyConnection:
-    """The auditor's sandbox: read-only store, files readable only under its output dirs."""
-    if not store.exists():
-        raise UsageError(f"结算库 {store} 不存在")
+    """The auditor's sandbox: read-only store, files readable only under its output dirs,
+    relative paths resolved against the store's own directory (wherever it now is)."""
+    upgrade(store)
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     try:
         con = duckdb.connect(str(store), read_only=True, config=config)
@@ -76,10 +85,12 @@ def open_readonly(store: Path) -> duckdb.DuckDBPyConnection:
         raise SettlementError(
             f"无法以只读方式打开结算库 {store}：{str(exc).splitlines()[0]}"
         ) from None
-    dirs = {str(store.resolve().parent) + "/"}
+    dirs = {str(store_root(store)) + "/"}
     dirs |= {
-        r[0].rstrip("/") + "/" for r in con.execute("SELECT DISTINCT out_dir FROM runs").fetchall()
+        str(resolve_out(store, r[0])) + "/"
+        for r in con.execute("SELECT DISTINCT out_dir FROM runs").fetchall()
     }
+    refresh_views(con, store, temp=True)
     con.execute("SET allowed_directories = ?", [sorted(dirs)])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -286,7 +297,7 @@ def staged_audit_connection(
     for kind in ("ledger", "rejects", "units"):
         published = [] if only_run else sorted((out_dir / kind).glob("*/*/*.parquet"))
         files = [
-            str(p)
+            os.path.abspath(p)
             for p in published
             if not (
                 replaces
@@ -294,7 +305,7 @@ def staged_audit_connection(
                 and p.parent.parent.name == f"league={league}"
             )
         ]
-        files += [str(p) for p in sorted((staging / kind).glob("*/*/*.parquet"))]
+        files += [os.path.abspath(p) for p in sorted((staging / kind).glob("*/*/*.parquet"))]
         con.execute(
             f"CREATE VIEW {kind} AS SELECT * FROM read_parquet(?, hive_partitioning = true, "
             "hive_types = {'league': VARCHAR, 'month': VARCHAR}, union_by_name = true)".replace(
@@ -309,6 +320,7 @@ def staged_audit_connection(
     earlier = EMPTY_PAID
     if store.exists():
         con.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
+        search_path(con, store)
         # a regular run replaces the month's current regular run: the audits must not see both
         con.execute(
             "CREATE TEMP TABLE _earlier_runs AS SELECT run_id FROM store.runs "
@@ -372,13 +384,18 @@ class VerifyReport:
 def verify(
     out_dir: Path, store: Path | None = None, league: str | None = None, month: str | None = None
 ) -> VerifyReport:
-    """Re-hash every file against its manifest, re-run the audits, check totals and the journal."""
+    """Re-hash every file against its manifest, re-run the audits, check totals, the journal's
+    hash chain, and that no month is stale."""
     store = store if store is not None else out_dir / "settlement.duckdb"
     report = VerifyReport()
     con = open_readonly(store)
     try:
+        recorded = con.execute("SELECT DISTINCT out_dir FROM runs ORDER BY 1").fetchall()
+        if recorded:  # the outputs are where the store says, relative to itself
+            out_dir = resolve_out(store, recorded[0][0])
+        entries = con.sql("SELECT * FROM journal ORDER BY seq").pl().to_dicts()
+        _verify_journal(out_dir, entries, report)
         runs = con.sql("SELECT * FROM runs ORDER BY finished_at, run_id").pl().to_dicts()
-        _verify_journal(out_dir, runs, report)
         for run in runs:
             if run["status"] != "current":
                 continue
@@ -394,47 +411,69 @@ def verify(
                     f"{finding.rows.height} 行违反规则，例如：{finding.rows.head(3).to_dicts()}",
                 )
             )
+        for s in con.sql(STALE_SQL).pl().to_dicts():
+            if (league and s["league_code"] != league) or (month and s["month"] != month):
+                continue
+            if s["sealed"]:
+                report.notes.append(
+                    f"已封存的 {s['league_code']} {s['month']} 以批次 {s['depends_on']}"
+                    f"（{STATUS_TEXT[s['depends_status']]}）已结算为由剔除了 {s['waybills']:,} 个"
+                    "运单（该批次是用 --force 更改的）；这些运单如未在其他月份结算，请补充结算"
+                )
+                continue
+            report.problems.append(
+                Problem(
+                    f"盟市 {s['league_code']} {s['month']}",
+                    "需重算（SPEC §8.5）",
+                    f"批次 {s['run_id']} 以批次 {s['depends_on']}（{s['depends_league']} "
+                    f"{s['depends_month']}，{STATUS_TEXT[s['depends_status']]}）已结算为由剔除了 "
+                    f"{s['waybills']:,} 个运单，这些运单现在可能无处结算；请重新结算该月",
+                )
+            )
     finally:
         con.close()
     return report
 
 
-def _verify_journal(out_dir: Path, runs: list[dict], report: VerifyReport) -> None:
-    """Walk the hash chain: every run's journal entry is intact and names its predecessor."""
+STATUS_TEXT = {"current": "有效", "superseded": "已被取代", "voided": "已作废"}
+
+
+def _verify_journal(out_dir: Path, entries: list[dict], report: VerifyReport) -> None:
+    """Walk the hash chain: every entry (run, void, seal) is intact and names its predecessor."""
     previous = None
-    for run in runs:
-        entry = out_dir / "journal" / f"{run['run_id']}.json"
+    for item in entries:
+        entry = out_dir / journal.entry_rel(item["entry_id"])
         if not entry.exists():
             report.problems.append(
-                Problem(str(entry), "运行日志链", f"批次 {run['run_id']} 的日志文件缺失")
+                Problem(str(entry), "运行日志链", f"日志条目 {item['entry_id']} 的文件缺失")
             )
-            previous = run
+            previous = item
             continue
         report.files += 1
-        digest = sha256_file(entry)
-        if digest != run["manifest_sha256"]:
+        if sha256_file(entry) != item["sha256"]:
             report.problems.append(
                 Problem(
                     str(entry), "运行日志链", "日志文件的 SHA-256 与结算库记录不符（文件被修改）"
                 )
             )
-        manifest = json.loads(entry.read_text(encoding="utf-8"))
-        expected = (previous or {}).get("run_id")
-        if manifest.get("previous_run_id") != expected:
+        payload = json.loads(entry.read_text(encoding="utf-8"))
+        expected = (previous or {}).get("entry_id")
+        if payload.get(journal.PREVIOUS_ID) != expected:
             report.problems.append(
                 Problem(
                     str(entry),
                     "运行日志链",
-                    f"上一批次应为 {expected}，日志记载为 {manifest.get('previous_run_id')}（有批次被删除或篡改）",
+                    f"上一条目应为 {expected}，日志记载为 {payload.get(journal.PREVIOUS_ID)}"
+                    "（有条目被删除或篡改）",
                 )
             )
-        elif previous and manifest.get("previous_manifest_sha256") != previous["manifest_sha256"]:
-            report.problems.append(Problem(str(entry), "运行日志链", "上一批次清单的 SHA-256 不符"))
-        previous = run
+        elif previous and payload.get(journal.PREVIOUS_SHA) != previous["sha256"]:
+            report.problems.append(Problem(str(entry), "运行日志链", "上一条目的 SHA-256 不符"))
+        previous = item
 
 
 def _verify_run(out_dir: Path, run: dict, report: VerifyReport) -> None:
-    entry = out_dir / "journal" / f"{run['run_id']}.json"
+    entry = out_dir / journal.entry_rel(run["run_id"])
     if not entry.exists():
         return
     manifest = json.loads(entry.read_text(encoding="utf-8"))
@@ -454,9 +493,10 @@ def _verify_run(out_dir: Path, run: dict, report: VerifyReport) -> None:
                 Problem(str(path), "输出文件", "SHA-256 与清单不符（文件被修改）")
             )
     for item in manifest["inputs"]:
-        path = Path(item["path"])
+        # recorded as given and resolved to an absolute path at run time (SPEC §8.2)
+        path = Path(item.get("resolved") or item["path"])
         if not path.exists():
-            report.notes.append(f"输入文件 {path} 已不在原处，未重新校验")
+            report.notes.append(f"输入文件 {item['path']}（{path}）已不在原处，未重新校验")
         elif sha256_file(path) != item["sha256"]:
             report.problems.append(
                 Problem(str(path), "输入文件", "SHA-256 与清单不符（输入文件已改变）")

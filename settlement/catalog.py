@@ -39,6 +39,7 @@ LEDGER = {
 REJECTS = {
     "source_file": "input file the row came from",
     "source_row": "1-based data row in that file",
+    "source_line": "the row as Excel or an editor numbers it: source_row + the header's line (title rows above an XLSX header counted)",
     "waybill_no": "运单号 as logged (text)",
     "company": "company as logged (text)",
     "delivered_at": "签收时间 as logged (text; DUPLICATE/ALREADY_SETTLED rows, which parsed cleanly: YYYY-MM-DD HH:MM:SS)",
@@ -63,7 +64,9 @@ UNITS = {
     "gross_fen": "基础补贴: Σ rate_fen",
     "cost_yuan": "Σ cost_yuan of this run's parcels",
     "revenue_yuan": "Σ revenue_yuan of this run's parcels",
-    "cap_fen": "盈亏平衡上限 floor(100 × max(0, Σ cost − Σ revenue)) over the month (NULL: scope none)",
+    "prior_cost_yuan": "Σ cost_yuan of the month's earlier runs (supplementary runs; else 0)",
+    "prior_revenue_yuan": "Σ revenue_yuan of the month's earlier runs (supplementary runs; else 0)",
+    "cap_fen": "盈亏平衡上限 floor(100 × max(0, cost_yuan + prior_cost_yuan − revenue_yuan − prior_revenue_yuan)) over the month (NULL: scope none)",
     "prior_paid_fen": "paid to the unit by the month's earlier runs (supplementary runs only)",
     "after_breakeven_fen": "min(gross_fen, cap_fen − prior_paid_fen)",
     "breakeven_excess_fen": "paid earlier beyond the month's cap (supplementary runs; not clawed back)",
@@ -76,7 +79,7 @@ RUNS = {
     "league_code": "盟市 code",
     "month": "settlement month YYYY-MM",
     "kind": "regular | supplementary (补充结算 of a sealed month)",
-    "status": "current | superseded",
+    "status": "current | superseded | voided",
     "payable_in_month": "supplementary: the month whose statement pays it",
     "supersedes": "the run this one replaced",
     "superseded_by": "the run that replaced this one",
@@ -85,7 +88,7 @@ RUNS = {
     "input_sha256": "SHA-256 over the sorted SHA-256 of every input file",
     "config_sha256": "SHA-256 over the configuration files' SHA-256",
     "manifest_sha256": "SHA-256 of the run's manifest (journal/<run_id>.json)",
-    "out_dir": "output directory of the run",
+    "out_dir": "output directory of the run, relative to the store's directory ('.': beside it)",
     "rows_in": "input rows read",
     "parcels": "rows accepted into the ledger",
     "rejects": "rows rejected",
@@ -93,6 +96,10 @@ RUNS = {
     "after_breakeven_fen": "Σ after break-even",
     "subsidy_fen": "Σ subsidy_fen paid",
     "budget_available_fen": "what the month could pay (NULL: budget rule none)",
+    "run_by": "who ran it (the events table says from where)",
+    "ended_at": "when it was superseded or voided, UTC",
+    "annual_budget_fen": "the annual budget it was settled under, 分",
+    "budget_rule": "the budget rule it was settled under: ytd | monthly | none",
 }
 TABLES = {
     "ledger": (
@@ -116,6 +123,58 @@ TABLES = {
             "subsidy_fen": "分 paid",
         },
     ),
+    "run_dependencies": (
+        "table",
+        "which runs rejected waybills as ALREADY_SETTLED against which: a current run that "
+        "depends on a run no longer current is stale (需重算)",
+        {
+            "run_id": "the run that rejected the waybills",
+            "depends_on": "the run that had settled them",
+            "waybills": "how many",
+        },
+    ),
+    "voids": (
+        "table",
+        "runs withdrawn by settle void (their outputs moved to voided/<run_id>/)",
+        {
+            "run_id": "the voided run",
+            "league_code": "盟市 code",
+            "month": "month YYYY-MM",
+            "voided_at": "when, UTC",
+            "voided_by": "who",
+            "reason": "why",
+            "entry_id": "its journal entry (journal/<entry_id>.json)",
+        },
+    ),
+    "journal": (
+        "table",
+        "the hash chain: every run, void and seal in order; journal/<entry_id>.json names the "
+        "entry before it and its SHA-256",
+        {
+            "seq": "position in the chain, from 1",
+            "entry_id": "run id, or void-…/seal-… id",
+            "kind": "run | void | seal",
+            "league_code": "盟市 code",
+            "month": "month YYYY-MM",
+            "recorded_at": "when, UTC",
+            "sha256": "SHA-256 of journal/<entry_id>.json",
+        },
+    ),
+    "events": (
+        "table",
+        "every state change: who, what, when, from where",
+        {
+            "seq": "order, from 1",
+            "occurred_at": "when, UTC",
+            "actor": "user name (CLI: $SETTLE_USER or the login name; portal: the account)",
+            "origin": "cli@<host>, or the portal client's address",
+            "action": "run | replace_run | supplementary_run | void | seal | …",
+            "league_code": "盟市 code",
+            "month": "month YYYY-MM",
+            "run_id": "the run concerned",
+            "detail": "JSON: what changed",
+        },
+    ),
     "seals": (
         "table",
         "sealed months: review, public notice and approval (审核、公示、审批)",
@@ -129,6 +188,8 @@ TABLES = {
             "approved_by": "审批人",
             "approval_ref": "审批文号",
             "sealed_at": "when, UTC",
+            "sealed_by": "who recorded the seal",
+            "entry_id": "its journal entry (journal/<entry_id>.json)",
         },
     ),
     "villages": (

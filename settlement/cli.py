@@ -36,7 +36,10 @@ def friendly(func):
         try:
             return func(*args, **kwargs)
         except SettlementError as exc:
-            _fail(f"错误：{exc}", exc.exit_code)
+            click.echo(f"错误：{exc}", err=True)
+            for line in exc.details:  # e.g. what a refused run would have changed
+                click.echo(line, err=True)
+            sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:  # output piped into `head`: not an error
@@ -199,14 +202,39 @@ def main() -> None:
     is_flag=True,
     help="补充结算：已封存月份迟到的投递；应付金额计入下一个未封存月份的结算单。",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="替换该月已有的有效结算（没有此项时只显示各企业应付的变化，不作更改）。",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="结算尚未结束的月份，或超过一半的行不属于本盟市或本月（WRONG_LEAGUE、OUTSIDE_PERIOD）时仍然结算。",
+)
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def run(
-    league, month, logs, config_dir, out_dir, store, memory_limit, supplementary, quiet
+    league,
+    month,
+    logs,
+    config_dir,
+    out_dir,
+    store,
+    memory_limit,
+    supplementary,
+    replace,
+    force,
+    quiet,
 ) -> None:
     """Settle one 盟市-month: ledger, rejects, units and manifest under --out.
 
-    Re-running a 盟市-month replaces its outputs and supersedes its earlier run in the store.
+    A month that already has a current run is settled again only with --replace: without it
+    the run is computed, the change per company (old → new 应付) is shown, and nothing is
+    changed (exit 2). A month that has not ended yet, or inputs more than half of whose rows
+    are WRONG_LEAGUE or OUTSIDE_PERIOD, are refused (exit 2, with the counts) unless --force.
+    Replacing a month makes stale every month that rejected waybills as ALREADY_SETTLED
+    against it: they are named, and must be settled again before they can be sealed.
     A sealed month cannot be re-run; its late parcels are settled with --supplementary, keeping
     break-even and the budget over the month's original and late parcels together.
     """
@@ -214,9 +242,30 @@ def run(
 
     cfg = load_config(config_dir)
     result = settle_month(
-        cfg, league, month, logs, out_dir, store, _progress(quiet), memory_limit, supplementary
+        cfg,
+        league,
+        month,
+        logs,
+        out_dir,
+        store,
+        _progress(quiet),
+        memory_limit,
+        supplementary,
+        replace=replace,
+        force=force,
     )
     _print_run(result)
+
+
+def _print_stale(stale: list[dict]) -> None:
+    """Months a replacement or void made stale (SPEC §8.5)."""
+    if stale:
+        from .months import stale_text
+
+        click.echo(
+            f"  注意：{stale_text(stale)} 以原批次已结算为由剔除了这些运单，现需重新结算"
+            "（settle status 显示“需重算”）；重新结算前不能封存"
+        )
 
 
 def _print_run(result) -> None:
@@ -241,7 +290,12 @@ def _print_run(result) -> None:
         f"  应付补贴 {format_yuan(t['subsidy_fen'])} 元（{t['subsidy_fen']:,} 分）  本月可用预算 {avail}"
     )
     if result.superseded:
-        click.echo(f"  已取代此前批次 {result.superseded}")
+        click.echo(f"  已取代此前批次 {result.superseded}，各企业应付的变化：")
+        from .engine import change_lines
+
+        for line in change_lines(result.changes):
+            click.echo(line)
+    _print_stale(result.stale)
     if m.get("kind") == "supplementary":
         click.echo(
             f"  补充结算：应付 {format_yuan(t['subsidy_fen'])} 元计入 {m['payable_in_month']} 结算单的调整项"
@@ -287,12 +341,19 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         f"预检 {league} {month}：共 {report.rows:,} 行，可受理 {report.accepted:,} 行，"
         f"将剔除 {report.rows - report.accepted:,} 行"
     )
+    if report.mode != "new":
+        click.echo(f"  {VALIDATE_MODE[report.mode]}")
+    for warning in report.warnings:
+        click.echo(f"  注意：{warning}")
     for f in report.inputs:
         enc = f" {f['encoding']}" if f["encoding"] else ""
+        sheet = f" 工作表“{f['sheet']}”，表头在第 {f['header_line']} 行" if "sheet" in f else ""
         click.echo(
-            f"  {f['path']}（{f['format']}{enc}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
+            f"  {f['path']}（{f['format']}{enc}{sheet}）：{f['rows']:,} 行，受理 {f['accepted']:,}，"
             f"剔除 {f['rejected']:,}"
         )
+    for s in report.skipped:
+        click.echo(f"  跳过 {s.path}（{s.reason}）")
     if report.by_file_reason:
         click.echo("剔除原因（按文件）：")
         for r in report.by_file_reason:
@@ -306,12 +367,18 @@ def validate(files, league, month, config_dir, store, examples, rejects_out) -> 
         )
         for row in rows:
             click.echo(
-                f"  {row['source_file']} 第 {row['source_row']} 行  运单号 "
+                f"  {row['source_file']} 第 {row['source_line']} 行  运单号 "
                 f"{row['waybill_no'] or '（空）'}：{row['detail']}"
             )
     if rejects_out is not None:
         _write_table(report.rejects, rejects_out)
         click.echo(f"剔除明细已写入 {rejects_out}")
+
+
+VALIDATE_MODE = {
+    "replace": "该月已有有效结算：按替换该月结算（settle run --replace）预检，该月原有的运单不算重复",
+    "supplementary": "该月已封存：按补充结算（settle run --supplementary）预检，该月已结算的运单均为 ALREADY_SETTLED",
+}
 
 
 def _write_table(table, path: Path) -> None:
@@ -409,46 +476,60 @@ def statement(league, month, company, with_detail, detail_csv, out_dir, store, c
 @config_option
 @friendly
 def reconcile(league, month, company, claim_file, out_dir, store, config_dir) -> None:
-    """Reconcile a courier company's claim against a settled month, waybill by waybill.
+    """Reconcile a courier company's claim against a settled month, line by line.
 
-    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per
-    waybill: PAID, REJECTED (with reason_code), OTHER_COMPANY, NOT_SUBMITTED or NOT_CLAIMED.
+    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per claim
+    line (claim_line as Excel shows it): PAID, REJECTED (with reason_code), OTHER_COMPANY,
+    NOT_SUBMITTED, REPEATED (a waybill claimed on an earlier line), BAD_AMOUNT (not a number)
+    or NO_WAYBILL (运单号 blank); then NOT_CLAIMED for waybills paid but not claimed.
+    difference_fen = claimed − paid; the lines where it is not 0 are counted and summed.
     """
-    from .reconcile import STATUS_TEXT
+    from .reconcile import STATUS_TEXT, difference_note
     from .reconcile import reconcile as run_reconcile
 
     cfg = load_config(config_dir)
     data_dir = out_dir
     if store is not None:
-        from .store import list_runs
+        from .store import list_runs, require_store, resolve_out
 
+        require_store(store)
         current = [r for r in list_runs(store, league, month) if r["status"] == "current"]
         if not current:
             raise UsageError(f"结算库 {store} 中没有盟市 {league} {month} 的有效结算批次")
-        data_dir = Path(current[0]["out_dir"])
+        data_dir = resolve_out(store, current[0]["out_dir"])
     result = run_reconcile(
         data_dir, league, str(month), company, claim_file, set(cfg.companies), out_dir
     )
     click.echo(f"对账 盟市 {league} {month} 企业 {company}（申报文件 {claim_file}）")
-    widths = (16, 20, -10, -16, -16)
-    click.echo(_row(widths, ["状态", "说明", "运单数", "申报金额(元)", "实付金额(元)"]))
-    for s in result.summary:
+    widths = (16, 28, -10, -16, -16, -16)
+    click.echo(_row(widths, ["状态", "说明", "行数", "申报金额(元)", "实付金额(元)", "差额(元)"]))
+    for s in [*result.summary, result.total]:
         click.echo(
             _row(
                 widths,
                 [
-                    s["status"],
-                    STATUS_TEXT[s["status"]],
-                    f"{s['waybills']:,}",
+                    s["status"] or "合计",
+                    STATUS_TEXT[s["status"]] if s["status"] else "",
+                    f"{s['lines']:,}",
                     format_yuan(s["claimed_fen"]),
                     format_yuan(s["paid_fen"]),
+                    format_yuan(s["difference_fen"]) if result.compares(s["status"]) else "—",
                 ],
             )
         )
-    if result.duplicate_claims:
-        click.echo(f"  注意：申报文件中有 {result.duplicate_claims:,} 行重复的运单号，已合并")
-    if result.unreadable_amounts:
-        click.echo(f"  注意：{result.unreadable_amounts:,} 个运单的申报金额不是数字，按未填写处理")
+    click.echo(f"  {difference_note(result)}")
+    for status in ("NO_WAYBILL", "BAD_AMOUNT", "REPEATED"):
+        lines = result.lines_with(status)
+        if not lines:
+            continue
+        count = next(s["lines"] for s in result.summary if s["status"] == status)
+        shown = "、".join(
+            f"第 {r['claim_line']} 行"
+            + (f"（“{r['claimed_text']}”）" if status == "BAD_AMOUNT" else "")
+            for r in lines
+        )
+        more = f" 等 {count:,} 行" if count > len(lines) else ""
+        click.echo(f"  {STATUS_TEXT[status]}：{shown}{more}")
     click.echo(f"  明细：{result.parquet}  {result.xlsx}")
 
 
@@ -629,21 +710,44 @@ def _date(_ctx, _param, value: str):
 @league_option
 @month_option
 @store_option
-@click.option("--reviewed-by", required=True, help="审核人。")
+@click.option("--reviewed-by", required=True, help="审核人（不能为空）。")
 @click.option("--notice-start", required=True, callback=_date, help="公示开始日期 YYYY-MM-DD。")
-@click.option("--notice-end", required=True, callback=_date, help="公示结束日期 YYYY-MM-DD（含）。")
-@click.option("--approved-by", required=True, help="审批人。")
-@click.option("--approval-ref", required=True, help="审批文号，如 呼邮管〔2025〕12号。")
+@click.option(
+    "--notice-end",
+    required=True,
+    callback=_date,
+    help="公示结束日期 YYYY-MM-DD（含），须早于今天。",
+)
+@click.option("--approved-by", required=True, help="审批人（不能为空）。")
+@click.option("--approval-ref", required=True, help="审批文号，如 呼邮管〔2025〕12号（不能为空）。")
+@config_option
 @friendly
-def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_by, approval_ref):
+def seal(
+    league,
+    month,
+    store,
+    reviewed_by,
+    notice_start,
+    notice_end,
+    approved_by,
+    approval_ref,
+    config_dir,
+):
     """Seal a settled month after review, public notice and approval (审核、公示、审批).
 
-    A sealed month cannot be re-run and its waybills stay paid; late parcels are settled with
+    Refused (exit 2) when a name is blank, the notice period has not ended before today
+    (Asia/Shanghai), the month is not settled, already sealed, or stale. The month's
+    statements are rendered again showing the seal (审核人, 公示期, 审批人, 文号). A sealed
+    month cannot be re-run and its waybills stay paid; late parcels are settled with
     `settle run --supplementary`.
     """
     from .lock import store_lock
-    from .store import seal_month
+    from .months import seal_month
+    from .statements import details_written, render
+    from .store import recorded_out, require_store
 
+    require_store(store)
+    cfg = load_config(config_dir)
     approval = {
         "reviewed_by": reviewed_by,
         "notice_start": notice_start,
@@ -653,10 +757,50 @@ def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_b
     }
     with store_lock(store, say=lambda m: click.echo(m, err=True)):
         row = seal_month(store, league, month, approval)
+        out_dir = recorded_out(store)
+        render(
+            out_dir, cfg, league, month, store, with_detail=details_written(out_dir, league, month)
+        )
     click.echo(
-        f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审批文号 {approval_ref}，"
-        f"公示 {notice_start} 至 {notice_end}）"
+        f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审核人 {row['reviewed_by']}，"
+        f"审批人 {row['approved_by']}，审批文号 {row['approval_ref']}，公示 {notice_start} 至 "
+        f"{notice_end}）；结算单已重新生成并显示封存信息"
     )
+
+
+@main.command()
+@league_option
+@month_option
+@click.option("--reason", required=True, help="作废原因（不能为空），记入运行日志。")
+@store_option
+@config_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="即使已封存的月份以本月结算为由剔除了运单，仍然作废。",
+)
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@friendly
+def void(league, month, reason, store, config_dir, force, quiet) -> None:
+    """Withdraw the current run of an unsealed month (作废).
+
+    Its waybills are released (they can be settled in another run), its outputs move to
+    voided/<run_id>/ under the output directory, its statements are marked 作废, and the
+    journal and the events record who did it and why. Months that rejected waybills as
+    ALREADY_SETTLED against it become stale and are named.
+    """
+    from .months import void_month
+
+    cfg = load_config(config_dir)
+    result = void_month(cfg, store, league, month, reason, force=force, say=_progress(quiet))
+    click.echo(
+        f"已作废 盟市 {league} {month} 的结算批次 {result.run_id}（原因：{reason.strip()}）；"
+        f"该批次的运单已释放，原输出移至 {result.archive}，结算单已标记作废"
+    )
+    _print_stale(result.stale)
+
+
+RUN_STATE = {"current": "有效", "superseded": "已被取代", "voided": "已作废"}
 
 
 @main.command()
@@ -665,23 +809,29 @@ def seal(league, month, store, reviewed_by, notice_start, notice_end, approved_b
 @store_option
 @friendly
 def runs(league, month, store) -> None:
-    """List runs and their state: current or superseded, regular or supplementary, sealed."""
-    from .store import list_runs
+    """List runs and their state: current, superseded or voided, regular or supplementary,
+    sealed, stale (需重算). Times in Asia/Shanghai."""
+    from .clock import local_text
+    from .store import list_runs, require_store, stale_months
 
+    require_store(store)
     rows = list_runs(store, league, month)
     if not rows:
-        click.echo("结算库中没有结算批次")
+        click.echo("结算库中没有结算批次" + ("（按所给条件）" if league or month else ""))
         return
+    stale = {s["run_id"] for s in stale_months(store)}
     for r in rows:
-        state = {"current": "有效", "superseded": "已被取代"}[r["status"]]
         kind = "补充结算" if r["kind"] == "supplementary" else "月度结算"
         extra = f"，被 {r['superseded_by']} 取代" if r["superseded_by"] else ""
         if r["kind"] == "supplementary":
             extra += f"，计入 {r['payable_in_month']}"
+        if r["void_reason"]:
+            extra += f"，作废原因：{r['void_reason']}"
+        flags = ("  已封存" if r["sealed"] else "") + ("  需重算" if r["run_id"] in stale else "")
         click.echo(
-            f"{r['run_id']}  {r['league_code']} {r['month']}  {kind}  {state}"
-            f"{'  已封存' if r['sealed'] else ''}  受理 {r['parcels']:,} 件  "
-            f"补贴 {format_yuan(r['subsidy_fen'])} 元{extra}"
+            f"{r['run_id']}  {r['league_code']} {r['month']}  {kind}  {RUN_STATE[r['status']]}"
+            f"{flags}  受理 {r['parcels']:,} 件  补贴 {format_yuan(r['subsidy_fen'])} 元"
+            f"  {local_text(r['finished_at'], seconds=False)}  {r['run_by'] or ''}{extra}"
         )
 
 
@@ -694,19 +844,29 @@ def runs(league, month, store) -> None:
     help="预算年度（从该年的预算起始月开始）。",
 )
 @store_option
-@config_option
 @friendly
-def status(league, year, store, config_dir) -> None:
-    """Per month of a budget year: what was paid, budget used and budget left."""
-    from .store import year_payments
+def status(league, year, store) -> None:
+    """Per month of a budget year: state (已结算, 已封存, 需重算), what was paid, budget used
+    and budget left — with the budget the runs were settled under, as the store recorded it."""
+    from .store import league_budget, require_store, stale_months, year_payments
 
-    policy = load_config(config_dir).policy(league)
-    start = Month(year, policy.year_start_month)
-    annual = int(policy.annual_budget_yuan * 100)
+    require_store(store)
+    recorded = league_budget(store, league)
+    if recorded is None:
+        raise UsageError(f"结算库 {store} 中没有盟市 {league} 的结算记录")
+    start = Month(year, recorded["year_start_month"])
     paid = {r["month"]: r for r in year_payments(store, league, start)}
+    latest = paid[max(paid)] if paid else None
+    annual = (
+        latest["annual_budget_fen"]
+        if latest and latest["annual_budget_fen"] is not None
+        else recorded["annual_budget_fen"]
+    )
+    rule = latest["budget_rule"] if latest and latest["budget_rule"] else recorded["budget_rule"]
+    stale = {s["month"] for s in stale_months(store) if s["league_code"] == league}
     click.echo(
-        f"{policy.league_name}（{league}）预算年度 {start} 至 {start.shift(11)}："
-        f"年度预算 {format_yuan(annual)} 元，规则 {policy.budget_rule}"
+        f"{recorded['league_name']}（{league}）预算年度 {start} 至 {start.shift(11)}："
+        f"年度预算 {format_yuan(annual)} 元，规则 {rule}（结算时记录）"
     )
     widths = (9, 10, -12, -16, -14, -16, -16)
     click.echo(
@@ -731,7 +891,7 @@ def status(league, year, store, config_dir) -> None:
             click.echo(_row((9,), [str(month)]) + "未结算")
             continue
         used += r["paid_fen"]
-        state = "已封存" if r["sealed"] else "已结算"
+        state = "需重算" if str(month) in stale else ("已封存" if r["sealed"] else "已结算")
         click.echo(
             _row(
                 widths,
@@ -747,6 +907,10 @@ def status(league, year, store, config_dir) -> None:
             )
         )
     click.echo(f"合计已用 {format_yuan(used)} 元，预算余额 {format_yuan(annual - used)} 元")
+    if stale & {str(start.shift(k)) for k in range(12)}:
+        click.echo(
+            "需重算的月份：以已被取代或作废的批次为由剔除了运单，请用 settle run --replace 重新结算"
+        )
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -17,14 +18,18 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from . import __version__
+from . import __version__, clock, journal
 from .audit import run_audits, staged_audit_connection
 from .catalog import reference_tables
+from .clock import now_naive_utc, now_utc
 from .config import Config
 from .db import connect
-from .errors import RefusedError, SettlementError
+from .errors import RefusedError, ReplaceRefused, SettlementError
+from .events import Actor
 from .ingest import InputFile, LogStream
 from .lock import store_lock
+from .money import format_yuan
+from .months import refuse_breaking_sealed
 from .outputs import (
     KINDS,
     PART_FILE,
@@ -50,7 +55,16 @@ from .rules import (
     run_sql,
 )
 from .statements import details_written, render
-from .store import committed_runs, last_run, month_state, next_open_month, record_run
+from .store import (
+    check_out_dir,
+    committed_runs,
+    journal_head,
+    month_state,
+    next_open_month,
+    record_run,
+    relative_out,
+    require_store,
+)
 
 Progress = Callable[[str], None] | None
 
@@ -64,11 +78,13 @@ class RunResult:
     manifest_path: Path
     superseded: str | None
     payouts: list[dict] = field(default_factory=list)  # by company and county
+    changes: list[dict] = field(default_factory=list)  # replacing: per company, old and new
+    stale: list[dict] = field(default_factory=list)  # months now stale (SPEC §8.5)
 
 
 def new_run_id(league: str, month: Month) -> str:
     """A unique, sortable, path-safe run id: 150700-2025-03-20261126T213000Z-3fa2c1."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
     return f"{league}-{month}-{stamp}-{secrets.token_hex(3)}"
 
 
@@ -90,11 +106,14 @@ def _per_file(con, inputs: list[InputFile]) -> list[dict]:
         out.append(
             {
                 "path": f.path,
+                "resolved": os.path.abspath(f.path),
                 "format": f.format,
                 "encoding": f.encoding,
                 "sha256": f.sha256,
                 "size_bytes": f.size_bytes,
                 "rows": f.rows,
+                "header_line": f.header_line,
+                **({"sheet": f.sheet} if f.sheet is not None else {}),
                 "accepted": c["accepted"],
                 "rejected": c["rejected"],
             }
@@ -116,7 +135,7 @@ def prepare(
     be on its own (`rows`): the one pass over the input, before the store is looked at."""
     con = connect(memory_limit, temp_dir)
     try:
-        load_config(con, cfg, league, month, run_id, stream.names)
+        load_config(con, cfg, league, month, run_id, stream.names, stream.header_lines)
         read_rows(con, stream, progress)
     except BaseException:
         con.close()
@@ -177,25 +196,35 @@ def settle_month(
     progress: Progress = None,
     memory_limit: str | None = None,
     supplementary: bool = False,
+    replace: bool = False,
+    force: bool = False,
+    actor: Actor | None = None,
 ) -> RunResult:
     """Settle one 盟市-month: read logs, apply sql/, publish Parquet, manifest and store record.
 
-    A sealed month cannot be settled again; its late parcels go in a supplementary run
-    (`supplementary=True`), which keeps break-even and the budget over the whole month.
+    Re-running a month that has a current run needs `replace` (else ReplaceRefused, carrying
+    what would change per company). A month not yet ended, or inputs more than half of whose
+    rows are WRONG_LEAGUE or OUTSIDE_PERIOD, need `force` (SPEC §8.3). A sealed month cannot be
+    settled again; its late parcels go in a supplementary run (`supplementary=True`), which
+    keeps break-even and the budget over the whole month.
     """
     say = progress or (lambda _msg: None)
     cfg.policy(league)  # a configuration error before anything else
     store = store if store is not None else out_dir / "settlement.duckdb"
+    if not force:
+        refuse_unfinished_month(month)
     # open every file (and refuse an unreadable one) before anything is written, the lock
     # file included; then read them through once, into DuckDB (spilling to a private temp dir)
     stream = LogStream(logs, progress=say)
     run_id = new_run_id(league, month)
-    started = dt.datetime.now(dt.UTC)
+    started = now_utc()
     spill = Path(tempfile.mkdtemp(prefix="settle-"))
     try:
         con = prepare(cfg, league, month, stream, run_id, say, memory_limit, spill)
         try:
             rows = sum(f.rows for f in stream.inputs)
+            if not force:
+                refuse_misdirected(con, league, month, rows)
             say(
                 f"共读取 {rows:,} 行，开始结算 {league} {month}"
                 + ("（补充结算）" if supplementary else "")
@@ -203,6 +232,8 @@ def settle_month(
             with store_lock(store, say=say):
                 for message in recover(out_dir, committed_runs(store)):
                     say(message)
+                check_out_dir(store, out_dir)
+                request = RunRequest(supplementary, replace, force, actor or Actor.cli())
                 return _settle_locked(
                     con,
                     cfg,
@@ -212,9 +243,10 @@ def settle_month(
                     out_dir,
                     store,
                     say,
-                    supplementary,
+                    request,
                     run_id,
                     started,
+                    stream.skipped,
                 )
         finally:
             con.close()
@@ -222,10 +254,131 @@ def settle_month(
         shutil.rmtree(spill, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What the officer asked for, beyond the month and the files."""
+
+    supplementary: bool
+    replace: bool
+    force: bool
+    actor: Actor
+
+
+def refuse_unfinished_month(month: Month) -> None:
+    """A month that has not ended yet is settled only with --force (SPEC §8.3)."""
+    today = clock.today()
+    if month.last_day >= today:
+        raise RefusedError(
+            f"结算月份 {month} 尚未结束（今天是 {today}，北京时间），不能结算；"
+            "请检查 --month 是否写错。确需提前结算请加 --force"
+        )
+
+
+#: More than this share of a run's rows WRONG_LEAGUE or OUTSIDE_PERIOD: a wrong --league,
+#: --month or --logs, refused without --force (SPEC §8.3).
+MISDIRECTED_SHARE = (1, 2)
+
+
+def refuse_misdirected(con, league: str, month: Month, rows: int) -> None:
+    """Refuse a run whose rows mostly belong to another 盟市 or month, saying where they belong."""
+    found = _rows(
+        con,
+        """
+        SELECT CAST(reason_code AS VARCHAR) AS reason_code, COUNT(*) AS n,
+               mode(CASE WHEN reason_code = 'OUTSIDE_PERIOD' THEN strftime(delivered_at, '%Y-%m')
+                    END) AS usual_month
+        FROM rows WHERE reason_code IN ('WRONG_LEAGUE', 'OUTSIDE_PERIOD') GROUP BY 1""",
+    )
+    counts = {r["reason_code"]: r["n"] for r in found}
+    wrong = counts.get("WRONG_LEAGUE", 0) + counts.get("OUTSIDE_PERIOD", 0)
+    if rows == 0 or wrong * MISDIRECTED_SHARE[1] <= rows * MISDIRECTED_SHARE[0]:
+        return
+    leagues = _rows(
+        con,
+        """
+        SELECT v.league_code, COUNT(*) AS n FROM rows r JOIN village_dim v ON v.village = r.village
+        WHERE r.reason_code = 'WRONG_LEAGUE' GROUP BY 1 ORDER BY n DESC, 1 LIMIT 1""",
+    )
+    hints = []
+    if leagues:
+        hints.append(f"这些村大多属于盟市 {leagues[0]['league_code']}")
+    usual = next((r["usual_month"] for r in found if r["usual_month"]), None)
+    if usual:
+        hints.append(f"签收时间大多在 {usual}")
+    raise RefusedError(
+        f"本次输入 {rows:,} 行中，{counts.get('WRONG_LEAGUE', 0):,} 行不属于盟市 {league}"
+        f"（WRONG_LEAGUE），{counts.get('OUTSIDE_PERIOD', 0):,} 行签收时间不在 {month}"
+        f"（OUTSIDE_PERIOD），合计超过一半"
+        + (f"（{'，'.join(hints)}）" if hints else "")
+        + "；请检查 --league、--month 和 --logs 是否选对。确认无误请加 --force"
+    )
+
+
+def _company_totals(con, source: str, params: list | None = None) -> dict[str, dict]:
+    """Parcels and 分 per company of a ledger (a view name or read_parquet(...) expression)."""
+    return {
+        r["company"]: r
+        for r in _rows(
+            con,
+            f"SELECT CAST(company AS VARCHAR) AS company, COUNT(*) AS parcels, "
+            f"CAST(SUM(subsidy_fen) AS BIGINT) AS subsidy_fen FROM {source} GROUP BY 1",
+            params,
+        )
+    }
+
+
+def compare_companies(old: dict[str, dict], new: dict[str, dict]) -> list[dict]:
+    """Per company: parcels and 应付 before and after (0 where absent), sorted by company."""
+    out = []
+    for company in sorted(set(old) | set(new)):
+        o, n = old.get(company, {}), new.get(company, {})
+        out.append(
+            {
+                "company": company,
+                "old_parcels": o.get("parcels", 0),
+                "new_parcels": n.get("parcels", 0),
+                "old_fen": o.get("subsidy_fen", 0),
+                "new_fen": n.get("subsidy_fen", 0),
+            }
+        )
+    return out
+
+
+def change_lines(changes: list[dict]) -> list[str]:
+    """The per-company change as lines of text (CLI and refusals)."""
+    lines = []
+    for c in changes:
+        delta = c["new_fen"] - c["old_fen"]
+        sign = "+" if delta > 0 else ("−" if delta < 0 else "±")
+        lines.append(
+            f"  {c['company']:<8}应付 {format_yuan(c['old_fen'])} → {format_yuan(c['new_fen'])} 元"
+            f"（{sign}{format_yuan(abs(delta))}）  受理 {c['old_parcels']:,} → {c['new_parcels']:,} 件"
+        )
+    old = sum(c["old_fen"] for c in changes)
+    new = sum(c["new_fen"] for c in changes)
+    lines.append(f"  合计    应付 {format_yuan(old)} → {format_yuan(new)} 元")
+    return lines
+
+
+def _refuse_unreplaced(con, league, month, state, old: dict[str, dict]) -> None:
+    """Without --replace a month's current run stays: say what the new run would change."""
+    changes = compare_companies(old, _company_totals(con, "ledger_out"))
+    old_total = sum(c["old_fen"] for c in changes)
+    new_total = sum(c["new_fen"] for c in changes)
+    raise ReplaceRefused(
+        f"盟市 {league} {month} 已有有效的结算（批次 {state.run_id}，应付 "
+        f"{format_yuan(old_total)} 元），本次结算将改为 {format_yuan(new_total)} 元；未作任何更改。"
+        "确认要替换该月结算请加 --replace。各企业的变化：",
+        changes,
+        change_lines(changes),
+    )
+
+
 def _settle_locked(
-    con, cfg, league, month, inputs, out_dir, store, say, supplementary, run_id, started
+    con, cfg, league, month, inputs, out_dir, store, say, request, run_id, started, skipped
 ):
     policy = cfg.policy(league)
+    supplementary = request.supplementary
     state = month_state(store, league, month)
     if state.seal is not None and not supplementary:
         raise RefusedError(
@@ -236,8 +389,18 @@ def _settle_locked(
         raise RefusedError(
             f"盟市 {league} {month} 尚未封存，补充结算只用于已封存的月份；请直接重新结算该月"
         )
+    replacing = state.run_id is not None and not supplementary
+    stale: list[dict] = []
+    if replacing:
+        stale = refuse_breaking_sealed(store, league, month, state, request.force)
     part = supplement_file(state.supplements + 1) if supplementary else PART_FILE
-    month_ledgers = sorted((out_dir / partition("ledger", league, str(month))).glob("*.parquet"))
+    month_dir = out_dir / partition("ledger", league, str(month))
+    month_ledgers = sorted(month_dir.glob("*.parquet"))
+    old = (
+        _company_totals(con, "read_parquet(?)", [os.path.abspath(month_dir / PART_FILE)])
+        if replacing and (month_dir / PART_FILE).exists()
+        else {}
+    )
     staging = out_dir / ".staging" / run_id
     try:
         finish(
@@ -250,26 +413,44 @@ def _settle_locked(
             supplementary=supplementary,
             month_ledgers=month_ledgers,
         )
+        if replacing and not request.replace:
+            _refuse_unreplaced(con, league, month, state, old)
+        if supplementary:
+            _refuse_empty_supplement(con, league, month)
+        dependencies = dict(
+            con.execute(
+                "SELECT s.run_id, COUNT(*) FROM late_rejects l "
+                "JOIN settled_elsewhere s USING (waybill_no) "
+                "WHERE l.reason_code = 'ALREADY_SETTLED' GROUP BY 1"
+            ).fetchall()
+        )
         say("写出 Parquet")
         outputs = write_staged(con, staging, league, str(month), part)
         manifest = _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
+        manifest["skipped_files"] = [{"path": s.path, "reason": s.reason} for s in skipped]
+        ledger_file = os.path.abspath(staging / outputs[0]["path"])
         payouts = _rows(
             con,
             """
             SELECT company, county_code, COUNT(*) AS parcels, SUM(rate_fen) AS gross_fen,
                    SUM(subsidy_fen) AS subsidy_fen
             FROM read_parquet(?) GROUP BY company, county_code ORDER BY company, county_code""",
-            [str(staging / outputs[0]["path"])],
+            [ledger_file],
+        )
+        changes = (
+            compare_companies(old, _company_totals(con, "read_parquet(?)", [ledger_file]))
+            if replacing
+            else []
         )
         con.close()
         manifest["kind"] = "supplementary" if supplementary else "regular"
         manifest["part"] = part
-        manifest["previous_run_id"], manifest["previous_manifest_sha256"] = last_run(store)
+        manifest.update(journal.chain({}, journal_head(store)))
         if supplementary:
             manifest["payable_in_month"] = str(next_open_month(store, league, month))
-        text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+        text = journal.entry_text(manifest)
         manifest_rel = manifest_path(Path(), league, str(month), part)
-        journal_rel = Path("journal") / f"{run_id}.json"
+        journal_rel = journal.entry_rel(run_id)
         stage_text(staging, manifest_rel, text)
         stage_text(staging, journal_rel, text)
         reference = reference_tables(cfg)
@@ -292,9 +473,9 @@ def _settle_locked(
         publish(staging, out_dir, run_id, items)
         crash_point("published")
         manifest_file = out_dir / manifest_rel
-        record = _run_record(manifest, started, manifest_file, out_dir)
+        record = _run_record(manifest, started, manifest_file, out_dir, store)
         say("写入结算库")
-        superseded = record_run(store, record, reference)
+        superseded = record_run(store, record, reference, request.actor, dependencies)
         crash_point("committed")
     finally:
         discard(staging)
@@ -303,7 +484,24 @@ def _settle_locked(
     say(
         f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {manifest['totals']['subsidy_fen']:,} 分"
     )
-    return RunResult(run_id, league, str(month), manifest, manifest_file, superseded, payouts)
+    return RunResult(
+        run_id, league, str(month), manifest, manifest_file, superseded, payouts, changes, stale
+    )
+
+
+def _refuse_empty_supplement(con, league: str, month: Month) -> None:
+    """A supplementary run that accepts nothing is not recorded: say why every row failed."""
+    accepted = con.execute("SELECT COALESCE(SUM(parcels), 0) FROM units").fetchall()[0][0]
+    if accepted:
+        return
+    counts = con.execute(
+        "SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    reasons = "，".join(f"{code} {n:,} 行" for code, n in counts) or "没有输入行"
+    raise RefusedError(
+        f"补充结算 {league} {month} 没有可受理的投递（{reasons}），未记录任何批次；"
+        "可先用 settle validate --store 预检"
+    )
 
 
 def _audit_before_publishing(store, reference, staging, out_dir, manifest, supplementary, say):
@@ -347,7 +545,9 @@ def _render_payment_month(cfg, league, month, out_dir, store, say) -> None:
         render(out_dir, cfg, league, target, store, with_detail=keep)
 
 
-def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_dir: Path) -> dict:
+def _run_record(
+    manifest: dict, started: dt.datetime, manifest_file: Path, out_dir: Path, store: Path
+) -> dict:
     """The store's `runs` row for a published run."""
     counts, totals = manifest["counts"], manifest["totals"]
     return {
@@ -357,11 +557,11 @@ def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_d
         "kind": manifest["kind"],
         "payable_in_month": manifest.get("payable_in_month"),
         "started_at": started.replace(tzinfo=None),
-        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "finished_at": now_naive_utc(),
         "input_sha256": manifest["input_sha256"],
         "config_sha256": manifest["config_sha256"],
         "manifest_sha256": sha256_file(manifest_file),
-        "out_dir": str(out_dir.resolve()),
+        "out_dir": relative_out(store, out_dir),
         "rows_in": counts["rows_in"],
         "parcels": counts["parcels"],
         "rejects": counts["rejects"],
@@ -369,6 +569,8 @@ def _run_record(manifest: dict, started: dt.datetime, manifest_file: Path, out_d
         "after_breakeven_fen": totals["after_breakeven_fen"],
         "subsidy_fen": totals["subsidy_fen"],
         "budget_available_fen": manifest["budget"]["available_fen"],
+        "annual_budget_fen": manifest["budget"]["annual_fen"],
+        "budget_rule": manifest["budget"]["rule"],
     }
 
 
@@ -417,7 +619,7 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
         "league_name": policy.league_name,
         "month": str(month),
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "finished_at": now_utc().isoformat(timespec="seconds"),
         "policy": {
             "file": str(policy.path.relative_to(cfg.root)),
             "scope": policy.scope,
@@ -459,6 +661,9 @@ class ValidationReport:
     rows: int
     accepted: int
     rejects: object  # pyarrow.Table of every rejected row
+    mode: str = "new"  # new | replace | supplementary: what a run of these files would be
+    warnings: list[str] = field(default_factory=list)  # what a run would refuse without --force
+    skipped: list = field(default_factory=list)  # ingest.Skipped: what the directories held
 
 
 def validate_logs(
@@ -469,15 +674,39 @@ def validate_logs(
     store: Path | None = None,
     examples: int = 5,
 ) -> ValidationReport:
-    """The same validation as a run, writing nothing: counts by reason and file, first rows."""
+    """The same validation as a run, writing nothing: counts by reason and file, first rows.
+
+    With a store it sees exactly what a run would: a sealed month's rows are checked as a
+    supplementary run's (the month's own settled waybills are ALREADY_SETTLED), a settled
+    month's as a replacement's (its own waybills released); and it warns of what a run would
+    refuse without --force."""
+    if store is not None:
+        require_store(store)
+    state = month_state(store, league, month) if store is not None else None
+    supplementary = state is not None and state.seal is not None
+    mode = "supplementary" if supplementary else ("replace" if state and state.run_id else "new")
     stream = LogStream(logs)
     with (
         tempfile.TemporaryDirectory(prefix="settle-") as spill,
         compute(
-            cfg, league, month, stream, store, "validate", files=VALIDATION, temp_dir=Path(spill)
+            cfg,
+            league,
+            month,
+            stream,
+            store,
+            "validate",
+            files=VALIDATION,
+            temp_dir=Path(spill),
+            supplementary=supplementary,
         ) as con,
     ):
         inputs = stream.inputs
+        warnings = []
+        try:
+            refuse_unfinished_month(month)
+            refuse_misdirected(con, league, month, sum(f.rows for f in inputs))
+        except RefusedError as exc:
+            warnings.append(f"正式结算时将被拒绝：{exc}")
         per_file = _per_file(con, inputs)
         by_reason = dict(
             con.execute("SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1").fetchall()
@@ -510,6 +739,9 @@ def validate_logs(
         total,
         total - sum(by_reason.values()),
         rejects,
+        mode,
+        warnings,
+        stream.skipped,
     )
 
 

@@ -2,9 +2,16 @@
 
 
 class SettlementError(Exception):
-    """Base class: an error whose message is meant for the user."""
+    """Base class: an error whose message is meant for the user.
+
+    `details`: further lines shown under the message (e.g. what a refused run would have
+    changed, company by company)."""
 
     exit_code = 1
+
+    def __init__(self, *args: object, details: list[str] | None = None) -> None:
+        super().__init__(*args)
+        self.details = details or []
 
 
 class UsageError(SettlementError):
@@ -38,3 +45,12 @@ class RefusedError(SettlementError):
     """An action the month's state forbids, e.g. re-running a sealed month (exit 2)."""
 
     exit_code = 2
+
+
+class ReplaceRefused(RefusedError):
+    """A run that would replace a month's current run without --replace (exit 2): carries what
+    it would have changed, per company (`changes`), for the CLI and the portal to show."""
+
+    def __init__(self, message: str, changes: list[dict], details: list[str]) -> None:
+        super().__init__(message, details=details)
+        self.changes = changes

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import duckdb
 
+from . import journal
 from .audit import open_readonly
 from .errors import RefusedError
 from .money import format_yuan
+from .store import resolve_out
 
 
 def _d(value) -> str:
@@ -19,6 +21,13 @@ def _d(value) -> str:
         return "—"
     text = format(Decimal(value).normalize(), "f")
     return text
+
+
+def _line(source_row: int, header_line: int | None) -> str:
+    """A row as Excel or an editor numbers it (outputs older than source_line: the data row)."""
+    if header_line is None:
+        return f"第 {source_row} 个数据行"
+    return f"第 {source_row + header_line} 行"
 
 
 def explain(store: Path, waybill: str) -> list[str]:
@@ -42,11 +51,16 @@ def explain(store: Path, waybill: str) -> list[str]:
         )
         lines: list[str] = []
         for p in parcels:
-            lines += _parcel(con, p)
+            lines += _parcel(con, store, p)
         for r in rejects:
             lines += [
                 f"运单 {waybill}：剔除（盟市 {r['league']} {r['month']}，批次 {r['run_id']}）",
-                f"  来源：{r['source_file']} 第 {r['source_row']} 行",
+                f"  来源：{r['source_file']} "
+                + (
+                    f"第 {r['source_line']} 行"
+                    if r.get("source_line") is not None
+                    else _line(r["source_row"], None)
+                ),
                 f"  原因：{r['reason_code']} {r['reason']}",
                 f"  说明：{r['detail']}",
                 f"  原始值：企业 {r['company']}，签收时间 {r['delivered_at']}，村代码 {r['village_code']}，"
@@ -59,7 +73,7 @@ def explain(store: Path, waybill: str) -> list[str]:
     return lines
 
 
-def _parcel(con: duckdb.DuckDBPyConnection, p: dict) -> list[str]:
+def _parcel(con: duckdb.DuckDBPyConnection, store: Path, p: dict) -> list[str]:
     version = (
         con.sql(
             "SELECT * FROM policy_versions WHERE league_code = ? AND version_id = ?",
@@ -79,8 +93,10 @@ def _parcel(con: duckdb.DuckDBPyConnection, p: dict) -> list[str]:
     )
     u = unit[0] if unit else {}
     run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[p["run_id"]]).pl().to_dicts()[0]
-    entry = Path(run["out_dir"]) / "journal" / f"{run['run_id']}.json"
-    budget = json.loads(entry.read_text(encoding="utf-8"))["budget"] if entry.exists() else {}
+    entry = resolve_out(store, run["out_dir"]) / journal.entry_rel(run["run_id"])
+    manifest = json.loads(entry.read_text(encoding="utf-8")) if entry.exists() else {}
+    budget = manifest.get("budget", {})
+    header_line = {f["path"]: f.get("header_line") for f in manifest.get("inputs", [])}
 
     base = Decimal(p["base_rate_yuan"])
     mult = Decimal(p["volume_multiplier"])
@@ -103,7 +119,8 @@ def _parcel(con: duckdb.DuckDBPyConnection, p: dict) -> list[str]:
     )
     lines = [
         f"运单 {p['waybill_no']}：已结算（盟市 {p['league']} {p['month']}，批次 {p['run_id']}）",
-        f"  来源：{p['source_file']} 第 {p['source_row']} 行；企业 {p['company']}；"
+        f"  来源：{p['source_file']} "
+        f"{_line(p['source_row'], header_line.get(p['source_file']))}；企业 {p['company']}；"
         f"签收 {p['delivered_at']}；嘎查村 {p['village_code']}（旗县 {p['county_code']}）",
         "  1 校验：通过全部检查（SPEC §4.1）",
         f"  2 政策版本：{p['policy_version']}（{v.get('reference', '')}）"
@@ -119,21 +136,7 @@ def _parcel(con: duckdb.DuckDBPyConnection, p: dict) -> list[str]:
         + ("" if rate == p["rate_fen"] else f"（明细账记载 {p['rate_fen']} 分，不一致！）"),
     ]
     if u:
-        cap_text = (
-            "不设上限（scope none）"
-            if u["cap_fen"] is None
-            else (
-                f"floor(100 × max(0, {_d(u['cost_yuan'])} − {_d(u['revenue_yuan'])}))"
-                + ("（含本月此前批次）" if u.get("prior_paid_fen") else "")
-                + f" = {u['cap_fen']} 分"
-            )
-        )
-        lines += [
-            f"  7 盈亏平衡单元 {p['unit_key']}：{u['parcels']} 件，基础补贴 {u['gross_fen']} 分；"
-            f"成本 {_d(u['cost_yuan'])} 元，收入 {_d(u['revenue_yuan'])} 元（本件收入 "
-            f"{_d(p['revenue_yuan'])} 元，来自 {p['revenue_source']}）",
-            f"    上限 cap_fen = {cap_text}；核减后 after_breakeven_fen = {u['after_breakeven_fen']} 分",
-        ]
+        lines += _unit_lines(p, u, run["kind"] == "supplementary")
         if budget:
             avail = budget.get("available_fen")
             factor = (
@@ -150,5 +153,51 @@ def _parcel(con: duckdb.DuckDBPyConnection, p: dict) -> list[str]:
         lines.append(
             f"  9 分配：单元 {u['subsidy_fen']} 分按费率比例分到各件（最大余数法），"
             f"本件 subsidy_fen = {p['subsidy_fen']} 分（{format_yuan(p['subsidy_fen'])} 元）"
+        )
+    return lines
+
+
+def _unit_lines(p: dict, u: dict, supplementary: bool) -> list[str]:
+    """Step 7: the unit's break-even, with the figures its cap was computed from. A
+    supplementary run caps the unit over the whole month: its own parcels and the month's
+    earlier runs' (prior_cost_yuan, prior_revenue_yuan), less what those already paid."""
+    lines = [
+        f"  7 盈亏平衡单元 {p['unit_key']}：本批 {u['parcels']} 件，基础补贴 {u['gross_fen']} 分；"
+        f"成本 {_d(u['cost_yuan'])} 元，收入 {_d(u['revenue_yuan'])} 元（本件收入 "
+        f"{_d(p['revenue_yuan'])} 元，来自 {p['revenue_source']}）"
+    ]
+    if u["cap_fen"] is None:
+        lines.append(
+            f"    不设盈亏平衡上限（scope none）；after_breakeven_fen = {u['after_breakeven_fen']} 分"
+        )
+        return lines
+    prior_cost = Decimal(u.get("prior_cost_yuan") or 0)
+    prior_revenue = Decimal(u.get("prior_revenue_yuan") or 0)
+    cost, revenue = Decimal(u["cost_yuan"]), Decimal(u["revenue_yuan"])
+    if supplementary:
+        lines.append(
+            f"    补充结算按全月计算上限：成本 = 本批 {_d(cost)} + 本月此前批次 {_d(prior_cost)} = "
+            f"{_d(cost + prior_cost)} 元；收入 = 本批 {_d(revenue)} + 本月此前批次 "
+            f"{_d(prior_revenue)} = {_d(revenue + prior_revenue)} 元"
+        )
+    lines.append(
+        f"    上限 cap_fen = floor(100 × max(0, {_d(cost + prior_cost)} − "
+        f"{_d(revenue + prior_revenue)})) = {u['cap_fen']} 分"
+    )
+    if supplementary:
+        lines.append(
+            f"    本月此前批次已付 prior_paid_fen = {u['prior_paid_fen']} 分；核减后 "
+            f"after_breakeven_fen = min({u['gross_fen']}, max(0, {u['cap_fen']} − "
+            f"{u['prior_paid_fen']})) = {u['after_breakeven_fen']} 分"
+            + (
+                f"（此前已付超出上限 {u['breakeven_excess_fen']} 分，未追回）"
+                if u.get("breakeven_excess_fen")
+                else ""
+            )
+        )
+    else:
+        lines.append(
+            f"    核减后 after_breakeven_fen = min({u['gross_fen']}, {u['cap_fen']}) = "
+            f"{u['after_breakeven_fen']} 分"
         )
     return lines

@@ -44,6 +44,13 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 }
 CHINESE_NAME = {field: aliases[0] for field, aliases in HEADER_ALIASES.items()}
 SUFFIXES = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}
+#: What a directory contributes; its other files are skipped and reported (a `.txt` log is read
+#: only when named itself: a folder's README.txt is not a log).
+DIRECTORY_SUFFIXES = (".csv", ".parquet", ".xlsx")
+#: Rows at the top of each XLSX sheet searched for the header row (title rows may sit above it).
+HEADER_SCAN_ROWS = 20
+#: Bytes compared first when two input files have the same size.
+PREFIX_BYTES = 1 << 16
 #: Identifier columns whose whole-number floats (Excel, Parquet) must print without ".0".
 IDENTIFIERS = ("waybill_no", "village_code", "company")
 TIME_ZONE = "Asia/Shanghai"
@@ -61,6 +68,13 @@ _HEADER_LOOKUP: dict[str, str] = {
 }
 
 
+def _lookup(aliases: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Normalised header -> field."""
+    if aliases is HEADER_ALIASES:
+        return _HEADER_LOOKUP
+    return {_normalise_header(a): f for f, names in aliases.items() for a in (f, *names)}
+
+
 @dataclass(frozen=True)
 class InputFile:
     """One log file as read: where it is, what it held, and its SHA-256."""
@@ -71,24 +85,47 @@ class InputFile:
     sha256: str
     size_bytes: int
     rows: int
+    #: the line of the header as Excel or an editor numbers it: data row n is line n + header_line
+    header_line: int = 1
+    #: the XLSX sheet read (the first that has the required headers)
+    sheet: str | None = None
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus the CSV/Parquet/XLSX files under named directories (sorted)."""
+@dataclass(frozen=True)
+class Skipped:
+    """A file under a named directory that was not read, and why."""
+
+    path: str
+    reason: str
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
+    """Files named directly, plus the .csv/.parquet/.xlsx files under named directories (sorted);
+    and the other files under those directories, skipped."""
     files: list[Path] = []
+    skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in SUFFIXES
-                and not p.name.startswith((".", "~$"))
-            )
+            found, passed = [], []
+            for p in sorted(p for p in path.rglob("*") if p.is_file()):
+                if p.name.startswith((".", "~$")):
+                    passed.append(Skipped(str(p), "隐藏文件或 Excel 临时文件"))
+                elif p.suffix.lower() in DIRECTORY_SUFFIXES:
+                    found.append(p)
+                elif p.suffix.lower() == ".txt":
+                    passed.append(
+                        Skipped(str(p), "目录中的 .txt 文件不读取；如确是日志，请单独指定该文件")
+                    )
+                else:
+                    passed.append(Skipped(str(p), "不是 .csv、.parquet 或 .xlsx 文件"))
             if not found:
-                raise InputFileError(path, "目录中没有 CSV、Parquet 或 XLSX 文件")
+                others = (
+                    f"（其中只有 {passed[0].path} 等 {len(passed)} 个其他文件）" if passed else ""
+                )
+                raise InputFileError(path, f"目录中没有 CSV、Parquet 或 XLSX 文件{others}")
             files.extend(found)
+            skipped.extend(passed)
         elif path.is_file():
             files.append(path)
         else:
@@ -101,7 +138,49 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             raise InputFileError(f, "同一文件被重复指定")
         seen.add(key)
         unique.append(f)
-    return unique
+    return unique, skipped
+
+
+def _digest(path: Path, limit: int | None = None) -> str:
+    """SHA-256 of a file, or of its first `limit` bytes."""
+    digest = hashlib.sha256()
+    left = limit
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22 if left is None else min(left, 1 << 22)):
+            digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+                if left <= 0:
+                    break
+    return digest.hexdigest()
+
+
+def refuse_identical(files: Sequence[Path]) -> None:
+    """Refuse two files with the same content (SHA-256): a copy would reject its every row as
+    DUPLICATE. Only files of equal size are read, their first bytes before the whole."""
+    by_size: dict[int, list[Path]] = {}
+    for f in files:
+        try:
+            size = f.stat().st_size
+        except OSError:
+            continue  # refused with the reason when opened
+        if size:  # empty files are refused as such
+            by_size.setdefault(size, []).append(f)
+    for group in (g for g in by_size.values() if len(g) > 1):
+        by_prefix: dict[str, list[Path]] = {}
+        for f in group:
+            by_prefix.setdefault(_digest(f, PREFIX_BYTES), []).append(f)
+        for same in (g for g in by_prefix.values() if len(g) > 1):
+            seen: dict[str, Path] = {}
+            for f in same:
+                digest = _digest(f)
+                if digest in seen:
+                    raise InputFileError(
+                        f,
+                        f"与 {seen[digest]} 的内容完全相同（SHA-256 {digest[:16]}…），同一份日志"
+                        "提交了两次；请删去或移走其中一个后再运行",
+                    )
+                seen[digest] = f
 
 
 def map_headers(
@@ -111,17 +190,15 @@ def map_headers(
     required: Sequence[str] = REQUIRED,
 ) -> dict[str, str]:
     """Field -> the file's column; a required column missing or a field twice is refused."""
-    lookup = (
-        _HEADER_LOOKUP
-        if aliases is HEADER_ALIASES
-        else {_normalise_header(a): f for f, names in aliases.items() for a in (f, *names)}
-    )
+    lookup = _lookup(aliases)
     mapping: dict[str, str] = {}
     for column in columns:
         field = lookup.get(_normalise_header(column))
         if field is None:
             continue  # extra columns are ignored (SPEC §2)
         if field in mapping:
+            if mapping[field] == column:
+                raise InputFileError(path, f"列“{column}”出现了两次，无法确定使用哪一列")
             raise InputFileError(
                 path, f"列“{mapping[field]}”和“{column}”都对应字段 {field}，无法确定使用哪一列"
             )
@@ -131,6 +208,35 @@ def map_headers(
         names = "、".join(f"{f}（{aliases[f][0]}）" for f in missing)
         raise InputFileError(path, f"缺少必需的列 {names}")
     return mapping
+
+
+def frame_mapping(
+    header: Sequence[str],
+    columns: Sequence[str],
+    path: Path,
+    aliases: dict[str, tuple[str, ...]] = HEADER_ALIASES,
+    required: Sequence[str] = REQUIRED,
+) -> dict[str, str]:
+    """Field -> the frame's column, from the header as the file writes it.
+
+    Readers rename a repeated name (Polars `cost_yuan_duplicated_0`, fastexcel `cost_yuan_1`),
+    which would hide a second `cost_yuan`: the file's own header is checked, and its columns
+    matched to the frame's by position."""
+    mapping = map_headers(header, path, aliases, required)
+    if len(header) != len(columns):
+        return mapping
+    position = {name: i for i, name in enumerate(header)}
+    return {field: columns[position[name]] for field, name in mapping.items()}
+
+
+def _csv_header(text: str, separator: str) -> list[str]:
+    """The first record of a CSV text, as the file writes it."""
+    import csv
+
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=separator), [])
+    except csv.Error:
+        return []
 
 
 def _decode_csv(data: bytes, path: Path) -> tuple[bytes, str]:
@@ -188,10 +294,10 @@ def _ragged_row(data: bytes, separator: str) -> str:
     try:
         reader = csv.reader(text, delimiter=separator)
         header = next(reader, [])
-        for number, row in enumerate(reader, 1):
+        for row in reader:
             if len(row) > len(header):
-                return (
-                    f"第 {number} 行数据有 {len(row)} 个字段，多于表头的 {len(header)} 个"
+                return (  # line_num: the line as an editor numbers it (where the record ends)
+                    f"第 {reader.line_num} 行有 {len(row)} 个字段，多于表头的 {len(header)} 个"
                     "（值里是否有未加引号的逗号？）"
                 )
     except csv.Error:  # too broken to say which row
@@ -213,7 +319,7 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _read_csv(data: bytes, path: Path) -> tuple[pl.DataFrame, str]:
+def _read_csv(data: bytes, path: Path) -> tuple[pl.DataFrame, list[str], str]:
     data, encoding = _decode_csv(data, path)
     if not data.strip():
         raise InputFileError(path, "文件为空")
@@ -227,30 +333,91 @@ def _read_csv(data: bytes, path: Path) -> tuple[pl.DataFrame, str]:
         if "more fields" in problem:
             problem = _ragged_row(data, separator)
         raise InputFileError(path, f"CSV 无法解析：{problem}") from None
-    return df, encoding
+    return df, _csv_header(data[:SNIFF_BYTES].decode("utf-8", errors="ignore"), separator), encoding
 
 
-def _read_parquet(data: bytes, path: Path) -> pl.DataFrame:
+def _read_parquet(
+    data: bytes, path: Path, aliases: dict[str, tuple[str, ...]], required: Sequence[str]
+) -> pl.DataFrame:
     try:
         return pl.read_parquet(io.BytesIO(data))
+    except pl.exceptions.DuplicateError:
+        import pyarrow.parquet as pq
+
+        map_headers(pq.read_schema(io.BytesIO(data)).names, path, aliases, required)
+        raise InputFileError(path, "Parquet 无法读取：有两列同名") from None
     except Exception as exc:  # noqa: BLE001
         raise InputFileError(path, f"Parquet 无法读取：{_first_line(exc)}") from None
 
 
-def _read_xlsx(data: bytes, path: Path) -> pl.DataFrame:
+@dataclass(frozen=True)
+class _Sheet:
+    """What the top of one XLSX sheet held: its name and its likeliest header row."""
+
+    name: str
+    line: int  # 1-based, as Excel numbers it; 0 when the sheet is empty
+    cells: list[str]
+    fields: set[str]
+
+
+def _read_xlsx(
+    data: bytes, path: Path, aliases: dict[str, tuple[str, ...]], required: Sequence[str]
+) -> tuple[pl.DataFrame, list[str], str, int]:
+    """The first sheet with a row holding the required headers in its first HEADER_SCAN_ROWS rows
+    (title rows above it are skipped): (data below that row, the header, the sheet, its line)."""
     import fastexcel
 
+    lookup = _lookup(aliases)
+    seen: list[_Sheet] = []
     try:
         reader = fastexcel.read_excel(data)
         if not reader.sheet_names:
             raise InputFileError(path, "工作簿中没有工作表")
-        # dtypes="string": calamine formats numbers the way Excel shows them (12-digit codes
-        # without ".0", 0.75 as "0.75") and dates as "YYYY-MM-DD HH:MM:SS".
-        return reader.load_sheet(0, dtypes="string").to_polars()
+        for index, name in enumerate(reader.sheet_names):
+            # every row from the sheet's first (skip_rows=0 keeps leading blank rows, so row i
+            # is Excel's row i + 1); dtypes="string": calamine formats numbers the way Excel
+            # shows them (12-digit codes without ".0", 0.75 as "0.75") and dates as
+            # "YYYY-MM-DD HH:MM:SS".
+            sheet = reader.load_sheet(index, header_row=None, skip_rows=0, dtypes="string")
+            rows = sheet.to_polars()
+            best = _Sheet(name, 0, [], set())
+            for i, values in enumerate(rows.head(HEADER_SCAN_ROWS).iter_rows()):
+                cells = ["" if v is None else str(v).strip() for v in values]
+                fields = {lookup[h] for c in cells if (h := _normalise_header(c)) in lookup}
+                if all(f in fields for f in required):
+                    try:
+                        map_headers(cells, path, aliases, required)
+                    except InputFileError as exc:
+                        raise InputFileError(
+                            path, f"{exc.problem}（工作表“{name}”第 {i + 1} 行）"
+                        ) from None
+                    return rows.slice(i + 1), cells, name, i + 1
+                if len(fields) > len(best.fields) or (not best.line and any(cells)):
+                    best = _Sheet(name, i + 1, cells, fields)
+            seen.append(best)
     except InputFileError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise InputFileError(path, f"XLSX 无法读取：{_first_line(exc)}") from None
+    raise InputFileError(path, _no_header(seen, aliases, required))
+
+
+def _no_header(
+    seen: list[_Sheet], aliases: dict[str, tuple[str, ...]], required: Sequence[str]
+) -> str:
+    """The refusal of a workbook without the required headers: the sheets read, what was found."""
+    best = max(seen, key=lambda s: (len(s.fields), s.line > 0))
+    missing = "、".join(f"{f}（{aliases[f][0]}）" for f in required if f not in best.fields)
+    sheets = "、".join(f"“{s.name}”" for s in seen)
+    found = "、".join(c for c in best.cells if c)
+    if len(found) > 120:
+        found = found[:120] + "…"
+    where = (
+        f"最接近表头的是工作表“{best.name}”第 {best.line} 行：{found}"
+        if best.line
+        else "各工作表都是空的"
+    )
+    return f"缺少必需的列 {missing}（已查看工作表{sheets}的前 {HEADER_SCAN_ROWS} 行；{where}）"
 
 
 def _as_text(series: pl.Series, field: str) -> pl.Series:
@@ -285,9 +452,11 @@ def text_column(df: pl.DataFrame, column: str, field: str) -> pl.Series:
     return _as_text(df.get_column(column), field).str.strip_chars().replace("", None).alias(field)
 
 
-def normalise(df: pl.DataFrame, path: Path, source_file: str) -> pl.DataFrame:
+def normalise(
+    df: pl.DataFrame, path: Path, source_file: str, mapping: dict[str, str] | None = None
+) -> pl.DataFrame:
     """Map headers, turn every SPEC column into stripped text (blank -> null), add provenance."""
-    mapping = map_headers(df.columns, path)
+    mapping = map_headers(df.columns, path) if mapping is None else mapping
     columns = []
     for field in FIELDS:
         if field in mapping:
@@ -303,13 +472,26 @@ def normalise(df: pl.DataFrame, path: Path, source_file: str) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class RawFile:
-    """A file's table as read (columns as the file names them) and facts about the file."""
+    """A file's table as read and facts about the file. `header` is the header as the file
+    writes it (the frame's column names may differ), `header_line` where it is (1-based)."""
 
     frame: pl.DataFrame
+    header: list[str]
     format: str
     encoding: str | None
     sha256: str
     size_bytes: int
+    sheet: str | None = None
+    header_line: int = 1
+
+    def mapping(
+        self,
+        path: Path,
+        aliases: dict[str, tuple[str, ...]] = HEADER_ALIASES,
+        required: Sequence[str] = REQUIRED,
+    ) -> dict[str, str]:
+        """Field -> the frame's column; refuses a missing, ambiguous or repeated column."""
+        return frame_mapping(self.header, self.frame.columns, path, aliases, required)
 
 
 def _kind(path: Path, head: bytes) -> str:
@@ -324,22 +506,27 @@ def _kind(path: Path, head: bytes) -> str:
     raise InputFileError(path, "不支持的文件类型（应为 .csv、.parquet 或 .xlsx）")
 
 
-def read_raw(path: Path) -> RawFile:
-    """Read a CSV, Parquet or XLSX file as a table, or raise InputFileError naming the problem."""
+def read_raw(
+    path: Path,
+    aliases: dict[str, tuple[str, ...]] = HEADER_ALIASES,
+    required: Sequence[str] = REQUIRED,
+) -> RawFile:
+    """Read a CSV, Parquet or XLSX file as a table, or raise InputFileError naming the problem.
+    `aliases` and `required` say what an XLSX header row holds (to find it below title rows)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputFileError(path, f"无法打开：{exc.strerror}") from None
     digest = hashlib.sha256(data).hexdigest()
     kind = _kind(path, data)
-    encoding = None
     if kind == "csv":
-        raw, encoding = _read_csv(data, path)
-    elif kind == "parquet":
-        raw = _read_parquet(data, path)
-    else:
-        raw = _read_xlsx(data, path)
-    return RawFile(raw, kind, encoding, digest, len(data))
+        raw, header, encoding = _read_csv(data, path)
+        return RawFile(raw, header, kind, encoding, digest, len(data))
+    if kind == "parquet":
+        raw = _read_parquet(data, path, aliases, required)
+        return RawFile(raw, raw.columns, kind, None, digest, len(data))
+    raw, header, sheet, line = _read_xlsx(data, path, aliases, required)
+    return RawFile(raw, header, kind, None, digest, len(data), sheet, line)
 
 
 def read_log_file(path: Path) -> tuple[pl.DataFrame, InputFile]:
@@ -441,19 +628,28 @@ class LogStream:
     NULL), `file_no`
     (index into `names`) and `source_row` (1-based data row). UTF-8 CSV is streamed straight
     from disk while a thread computes its SHA-256; GB18030 CSV, Parquet and XLSX are read whole.
-    `inputs` describes each file once it has been read through.
+    `inputs` describes each file once it has been read through; `header_lines` where each file's
+    header is (data row n is line n + header_line as Excel shows it); `skipped` what the named
+    directories held besides logs. Two files with the same content are refused.
     """
 
     def __init__(self, paths: Iterable[str | Path], progress=None, batch_rows: int = BATCH_ROWS):
-        self.files = expand_paths(paths)
+        self.files, self.skipped = expand_paths(paths)
         self.names = [str(p) for p in self.files]
         self.progress = progress
         self.batch_rows = batch_rows
         self.inputs: list[InputFile] = []
         self._eager: dict[int, RawFile] = {}
         self._streamed: dict[int, tuple[str, str, dict[str, str]]] = {}
+        for skipped in self.skipped:
+            if progress:
+                progress(f"跳过 {skipped.path}（{skipped.reason}）")
+        refuse_identical(self.files)
         for no, path in enumerate(self.files):
             self._open(no, path)
+        self.header_lines = [
+            self._eager[no].header_line if no in self._eager else 1 for no in range(len(self.files))
+        ]
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> LogStream:
@@ -461,6 +657,7 @@ class LogStream:
         stream = cls([])
         names = frame.get_column("source_file").unique(maintain_order=True).to_list()
         stream.names = names
+        stream.header_lines = [1] * len(names)
         stream._frame = frame.with_columns(
             file_no=pl.col("source_file").replace_strict(
                 names, list(range(len(names))), return_dtype=pl.Int32
@@ -487,12 +684,12 @@ class LogStream:
             columns = self._scan(path, separator).collect_schema().names()
         except Exception as exc:  # noqa: BLE001 - polars raises several kinds
             raise InputFileError(path, f"CSV 无法解析：{_first_line(exc)}") from None
-        mapping = map_headers(columns, path)
-        self._streamed[no] = (encoding, separator, mapping)
+        header = _csv_header(body.decode("utf-8", errors="ignore"), separator)
+        self._streamed[no] = (encoding, separator, frame_mapping(header, columns, path))
 
     def _read_whole(self, no: int, path: Path) -> None:
         raw = read_raw(path)
-        map_headers(raw.frame.columns, path)  # refuse a missing column now
+        raw.mapping(path)  # refuse a missing or repeated column now
         self._eager[no] = raw
 
     @staticmethod
@@ -515,7 +712,10 @@ class LogStream:
                 yield from self._stream_file(no, path)
             if self.progress:
                 info = self.inputs[-1]
-                self.progress(f"读取 {no + 1}/{len(self.files)}: {path}（{info.rows:,} 行）")
+                where = (
+                    f"工作表“{info.sheet}”，表头在第 {info.header_line} 行，" if info.sheet else ""
+                )
+                self.progress(f"读取 {no + 1}/{len(self.files)}: {path}（{where}{info.rows:,} 行）")
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The batches as Arrow record batches of STREAM_SCHEMA."""
@@ -547,14 +747,23 @@ class LogStream:
     def _whole_file(self, no: int, path: Path) -> Iterator[pl.DataFrame]:
         raw = self._eager[no]
         frame = (
-            normalise(raw.frame, path, str(path))
+            normalise(raw.frame, path, str(path), raw.mapping(path))
             .with_columns(file_no=pl.lit(no, dtype=pl.Int32))
             .select(*FIELDS, "file_no", "source_row")
         )
         if frame.height:
             yield from frame.iter_slices(self.batch_rows)
         self.inputs.append(
-            InputFile(str(path), raw.format, raw.encoding, raw.sha256, raw.size_bytes, frame.height)
+            InputFile(
+                str(path),
+                raw.format,
+                raw.encoding,
+                raw.sha256,
+                raw.size_bytes,
+                frame.height,
+                raw.header_line,
+                raw.sheet,
+            )
         )
 
     def _stream_file(self, no: int, path: Path) -> Iterator[pl.DataFrame]:

@@ -7,7 +7,6 @@ so a `kill -9` never leaves it stuck.
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import os
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .clock import local_text, now_utc
 from .errors import RefusedError
 
 DEFAULT_TIMEOUT = float(os.environ.get("SETTLE_LOCK_TIMEOUT", "600"))
@@ -50,7 +50,7 @@ def store_lock(
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         command = " ".join(os.path.basename(a) for a in sys.argv[:3])
-        os.pwrite(fd, f"进程 {os.getpid()} {command} 自 {dt.datetime.now():%H:%M:%S}".encode(), 0)
+        os.pwrite(fd, f"进程 {os.getpid()} {command} 自 {local_text(now_utc())}".encode(), 0)
         try:
             yield
         finally:

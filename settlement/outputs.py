@@ -86,18 +86,34 @@ def stage_text(staging: Path, rel: Path, text: str) -> None:
 INTENT = "PUBLISHING.json"
 
 
-def publish(staging: Path, out_dir: Path, run_id: str, items: list[Path]) -> None:
+def publish(
+    staging: Path,
+    out_dir: Path,
+    run_id: str,
+    items: list[Path],
+    moves: list[tuple[Path, Path]] = (),
+) -> None:
     """Move staged files and directories into place, replacing what is there.
 
-    The moves are announced first in `<staging>/PUBLISHING.json`; what each replaces is kept
-    under `<staging>/replaced/` until the store commits. If the process dies half-way,
-    `recover` puts everything back (or, when the store did commit, finishes the clean-up).
+    `moves` (source, destination), relative to out_dir, are done first: a void moves the
+    month's outputs to voided/<run_id>/. Everything is announced first in
+    `<staging>/PUBLISHING.json`; what each item replaces is kept under `<staging>/replaced/`
+    until the store commits. If the process dies half-way, `recover` puts everything back (or,
+    when the store did commit, finishes the clean-up).
     """
-    intent = {"run_id": run_id, "items": [p.as_posix() for p in items]}
+    intent = {
+        "run_id": run_id,
+        "items": [p.as_posix() for p in items],
+        "moves": [[a.as_posix(), b.as_posix()] for a, b in moves],
+    }
     tmp = staging / (INTENT + ".tmp")
     tmp.write_text(json.dumps(intent), encoding="utf-8")
     _fsync(tmp)
     os.replace(tmp, staging / INTENT)
+    for source, destination in moves:
+        if (out_dir / source).exists():
+            (out_dir / destination).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(out_dir / source, out_dir / destination)
     for n, rel in enumerate(items, 1):
         target, backup, new = out_dir / rel, staging / "replaced" / rel, staging / rel
         if target.exists():
@@ -117,7 +133,7 @@ def recover(out_dir: Path, committed: set[str]) -> list[str]:
     """Finish or undo publications a killed process left behind; what was done, in words.
 
     A staging directory without an intent never touched the outputs: it is removed. With an
-    intent, if its run is in the store (`committed`) the publication completed and only the
+    intent, if its entry is in the store (`committed`) the publication completed and only the
     replaced files are removed; otherwise every move is undone in reverse order.
     """
     root = out_dir / ".staging"
@@ -135,6 +151,10 @@ def recover(out_dir: Path, committed: set[str]) -> list[str]:
                         shutil.rmtree(target) if target.is_dir() else target.unlink()
                     if backup.exists():
                         os.replace(backup, target)
+                for source, destination in reversed(intent.get("moves", [])):
+                    back, moved = out_dir / source, out_dir / destination
+                    if moved.exists() and not back.exists():
+                        os.replace(moved, back)
                 done.append(f"撤销了未完成的发布 {intent['run_id']}，恢复到此前状态")
             else:
                 done.append(f"完成了批次 {intent['run_id']} 发布后的清理")

@@ -109,15 +109,18 @@ def load_config(
     month: Month,
     run_id: str,
     source_files: list[str],
+    header_lines: list[int] | None = None,
 ) -> None:
     """Create the tables the SQL reads from configuration: companies, villages, policy,
-    reason codes, input_files and run_params."""
+    reason codes, input_files (with the line of each file's header: 1 unless said) and
+    run_params."""
     policy = cfg.policy(league)
     year_start = month.budget_year_start(policy.year_start_month)
     tables = _policy_tables(policy)
     tables["companies"] = pa.table(
         {
             "code": pa.array(list(cfg.companies), pa.string()),
+            "name": pa.array([c.name for c in cfg.companies.values()], pa.string()),
             "default_revenue_yuan": pa.array(
                 [c.default_revenue_yuan for c in cfg.companies.values()], DEC
             ),
@@ -163,6 +166,7 @@ def load_config(
         {
             "file_no": pa.array(range(len(source_files)), pa.int32()),
             "source_file": pa.array(source_files, pa.string()),
+            "header_line": pa.array(header_lines or [1] * len(source_files), pa.int32()),
         }
     )
     for name, table in tables.items():

@@ -35,7 +35,7 @@ from .errors import ConfigError, RefusedError, SettlementError, UsageError
 from .money import QUANTUM, format_yuan, scale_yuan
 from .period import Month
 from .rules import READ, SETTLE, load_config, load_given, run_sql
-from .store import Earlier
+from .store import Earlier, require_store, resolve_out
 
 Progress = Callable[[str], None] | None
 
@@ -207,8 +207,7 @@ def plan(store: Path, league: str, first: Month, last: Month) -> Plan:
     """Read the store (read-only): the current runs of the league, in the order recorded."""
     if last < first:
         raise UsageError(f"起始月份 {first} 晚于结束月份 {last}")
-    if not store.exists():
-        raise UsageError(f"结算库 {store} 不存在")
+    require_store(store)
     try:
         con = duckdb.connect(str(store), read_only=True)
     except duckdb.Error as exc:
@@ -230,9 +229,7 @@ def plan(store: Path, league: str, first: Month, last: Month) -> Plan:
         con.close()
     runs, others, supplements = [], [], {}
     for run_id, month, kind, finished, parcels, gross, after, paid, available, out in rows:
-        out_dir = Path(out)
-        if not out_dir.is_absolute():  # recorded relative to the store
-            out_dir = store.parent / out_dir
+        out_dir = resolve_out(store, out)  # recorded relative to the store
         ordinal = 0
         if kind == "supplementary":
             ordinal = supplements[month] = supplements.get(month, 0) + 1

@@ -28,6 +28,7 @@ from .money import fen_to_yuan, format_yuan, rmb_upper
 from .outputs import PART_FILE, manifest_path, partition, sha256_file
 from .period import Month
 from .reasons import REASONS, SHORT
+from .store import connect_readonly
 
 #: Listings (rejected rows, parcel detail) longer than this go to a CSV beside the XLSX, which
 #: DuckDB writes at a million rows a second; xlsxwriter writes about 100,000 cells a second, so a
@@ -78,6 +79,13 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
         path = out_dir / partition(kind, league, str(month)) / PART_FILE
         quoted = str(path).replace("'", "''")
         con.execute(f"CREATE VIEW month_{kind} AS SELECT * FROM read_parquet('{quoted}')")
+        if kind == "rejects" and "source_line" not in con.sql("FROM month_rejects").columns:
+            # written before source_line: the header taken to be on the first line, as it was
+            # for nearly every file then
+            con.execute(
+                "CREATE OR REPLACE VIEW month_rejects AS "
+                f"SELECT *, source_row + 1 AS source_line FROM read_parquet('{quoted}')"
+            )
     con.register(
         "_villages",
         cfg.villages.filter(pl.col("league_code") == league)
@@ -116,7 +124,7 @@ def _adjustments(store: Path, league: str, month: Month) -> pl.DataFrame:
     )
     if not store.exists():
         return empty
-    con = duckdb.connect(str(store), read_only=True)
+    con = connect_readonly(store)
     try:
         df = con.sql(
             """
@@ -464,7 +472,7 @@ def _reject_sheet(wb, data: MonthData, company: str | None, f_head, stem: str) -
         _csv_companion(
             data,
             path,
-            f"SELECT source_file AS 文件, source_row AS 行号, {_guard('waybill_no')} AS 运单号, "
+            f"SELECT source_file AS 文件, source_line AS 行号, {_guard('waybill_no')} AS 运单号, "
             f"{_guard('company')} AS 企业, reason_code AS 原因代码, reason AS 原因, detail AS 说明 "
             f"FROM month_rejects {where} ORDER BY source_file, source_row",
             params,
@@ -474,7 +482,7 @@ def _reject_sheet(wb, data: MonthData, company: str | None, f_head, stem: str) -
         )
         return [path]
     cursor = data.con.execute(
-        "SELECT source_file, source_row, waybill_no, company, reason_code, reason, detail "
+        "SELECT source_file, source_line, waybill_no, company, reason_code, reason, detail "
         f"FROM month_rejects {where} ORDER BY source_file, source_row",
         params,
     )
@@ -729,7 +737,7 @@ def _write_html(path: Path, data: MonthData, company: str | None) -> None:
 
 def _html_rejects(data: MonthData, company: str, limit: int = 2000) -> str:
     rows = data.con.execute(
-        "SELECT source_file, source_row, waybill_no, reason_code, reason, detail FROM month_rejects "
+        "SELECT source_file, source_line, waybill_no, reason_code, reason, detail FROM month_rejects "
         "WHERE company = ? ORDER BY source_file, source_row LIMIT ?",
         [company, limit + 1],
     ).fetchall()

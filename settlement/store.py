@@ -1,25 +1,37 @@
-"""The store: an embedded DuckDB file holding runs, settled waybills and the auditors' views.
+"""The store: an embedded DuckDB file holding runs, seals, the journal, events and the auditors'
+views over the Parquet outputs.
 
 Schema changes are numbered migrations applied in order and recorded in `schema_migrations`.
 The settlement itself runs in memory; the store is opened read-only to learn what earlier runs
 settled, and written once, at the end, in one transaction that publishes the run.
+
+The store is relocatable (SPEC §8.2): `runs.out_dir` is the output directory *relative to the
+store's own directory*, and the views read the Parquet files by paths relative to it too
+(DuckDB resolves them against `file_search_path`, which every connection of the engine sets
+to the store's directory). `out/` copied or moved anywhere, with its store, answers from the
+new place and never reads the old one.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from . import journal
 from .catalog import apply_comments
+from .clock import now_naive_utc
 from .db import bound
-from .errors import RefusedError, SettlementError
+from .errors import RefusedError, SettlementError, UsageError
+from .events import Actor, record_event
 from .period import Month
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
+MIGRATIONS: tuple[tuple[str, str | Callable], ...] = (
     (
         "runs and settled waybills",
         """
@@ -77,6 +89,83 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+
+def _relocatable(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Migration 3: paths relative to the store; the journal, events, dependencies and voids."""
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN run_by VARCHAR;          -- who ran it (events has where from)
+        ALTER TABLE runs ADD COLUMN ended_at TIMESTAMP;      -- when superseded or voided
+        ALTER TABLE runs ADD COLUMN annual_budget_fen BIGINT; -- the budget it was settled under
+        ALTER TABLE runs ADD COLUMN budget_rule VARCHAR;
+        ALTER TABLE seals ADD COLUMN sealed_by VARCHAR;
+        ALTER TABLE seals ADD COLUMN entry_id VARCHAR;
+        CREATE TABLE journal (
+            seq          INTEGER PRIMARY KEY,
+            entry_id     VARCHAR NOT NULL UNIQUE,   -- journal/<entry_id>.json
+            kind         VARCHAR NOT NULL,          -- run | void | seal
+            league_code  VARCHAR,
+            month        VARCHAR,
+            recorded_at  TIMESTAMP NOT NULL,
+            sha256       VARCHAR NOT NULL
+        );
+        INSERT INTO journal
+        SELECT row_number() OVER (ORDER BY finished_at, run_id), run_id, 'run', league_code,
+               month, finished_at, manifest_sha256
+        FROM runs;
+        CREATE TABLE run_dependencies (
+            run_id      VARCHAR NOT NULL,  -- a run that rejected waybills as ALREADY_SETTLED
+            depends_on  VARCHAR NOT NULL,  -- the run that had settled them
+            waybills    BIGINT NOT NULL,
+            PRIMARY KEY (run_id, depends_on)
+        );
+        CREATE TABLE voids (
+            run_id       VARCHAR PRIMARY KEY,
+            league_code  VARCHAR NOT NULL,
+            month        VARCHAR NOT NULL,
+            voided_at    TIMESTAMP NOT NULL,
+            voided_by    VARCHAR NOT NULL,
+            reason       VARCHAR NOT NULL,
+            entry_id     VARCHAR NOT NULL
+        );
+        CREATE TABLE events (
+            seq          BIGINT PRIMARY KEY,
+            occurred_at  TIMESTAMP NOT NULL,
+            actor        VARCHAR NOT NULL,
+            origin       VARCHAR NOT NULL,
+            action       VARCHAR NOT NULL,
+            league_code  VARCHAR,
+            month        VARCHAR,
+            run_id       VARCHAR,
+            detail       VARCHAR
+        );
+        """
+    )
+    for (recorded,) in con.execute("SELECT DISTINCT out_dir FROM runs").fetchall():
+        con.execute(
+            "UPDATE runs SET out_dir = ? WHERE out_dir = ?",
+            [_migrated_out_dir(recorded, root), recorded],
+        )
+
+
+def _migrated_out_dir(recorded: str, root: Path) -> str:
+    """An absolute out_dir of an older store, relative to the store. A store already moved
+    before this migration still has its outputs beside it."""
+    path = Path(recorded)
+    if not path.is_absolute():
+        return recorded
+    if not (path / "ledger").exists() and (root / "ledger").exists():
+        return "."
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+MIGRATIONS += (
+    (
+        "relocatable store: out_dir relative to the store; journal, events, dependencies, voids",
+        _relocatable,
+    ),
+)
+
 VIEW_KINDS = ("ledger", "rejects", "units")
 
 #: settled_waybills before any run's ledger is published: the columns, no rows
@@ -86,21 +175,58 @@ EMPTY_PAID = (
 )
 
 
-def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+# --------------------------------------------------------------------------- paths
+
+
+def store_root(store: Path) -> Path:
+    """The directory holding the store: what every path the store records is relative to."""
+    return Path(os.path.abspath(store)).parent
+
+
+def relative_out(store: Path, out_dir: Path) -> str:
+    """out_dir as the store records it: relative to the store's directory ('.' beside it)."""
+    return Path(os.path.relpath(os.path.abspath(out_dir), store_root(store))).as_posix()
+
+
+def resolve_out(store: Path, recorded: str) -> Path:
+    """A recorded out_dir as an absolute path, wherever the store now is."""
+    return Path(os.path.normpath(store_root(store) / recorded))
+
+
+def require_store(store: Path) -> None:
+    """Read commands on a store that does not exist stop here (exit 2), creating nothing."""
+    if not Path(store).is_file():
+        where = "" if Path(store).parent.exists() else f"（目录 {Path(store).parent} 也不存在）"
+        raise UsageError(
+            f"结算库 {store} 不存在{where}；请用 --store 指定已有的结算库，或先运行 settle run"
+        )
+
+
+def search_path(con: duckdb.DuckDBPyConnection, store: Path, cwd: bool = True) -> None:
+    """Let the connection resolve the store's relative paths (and, unless sandboxed, the
+    current directory's)."""
+    dirs = [str(store_root(store))] + ([os.getcwd()] if cwd else [])
+    con.execute("SET file_search_path = ?", [",".join(dirs)])
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, store: Path) -> None:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
     )
     done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
     pending = [(v, m) for v, m in enumerate(MIGRATIONS, 1) if v not in done]
-    for version, (description, ddl) in pending:
+    for version, (description, change) in pending:
         con.execute("BEGIN")
-        con.execute(ddl)
-        if version == len(MIGRATIONS):  # the views as the schema now stands
-            refresh_views(con)
+        if callable(change):
+            change(con, store_root(store))
+        else:
+            con.execute(change)
+        if version == pending[-1][0]:  # the views as the schema now stands
+            refresh_views(con, store)
         con.execute(
             "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-            [version, description, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+            [version, description, now_naive_utc()],
         )
         con.execute("COMMIT")
 
@@ -111,9 +237,45 @@ def open_store(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path))
         bound(con)
+        search_path(con, path)
     except duckdb.IOException as exc:
         raise SettlementError(f"无法打开结算库 {path}：{str(exc).splitlines()[0]}") from None
-    _migrate(con)
+    _migrate(con, path)
+    return con
+
+
+def upgrade(store: Path) -> None:
+    """Before reading a store: it exists (else exit 2), and a store written by an older version
+    gets its pending migrations (under the writer's lock), so every reader sees one schema."""
+    require_store(store)
+    try:
+        con = duckdb.connect(str(store), read_only=True)
+    except duckdb.Error as exc:
+        raise SettlementError(
+            f"无法以只读方式打开结算库 {store}：{str(exc).splitlines()[0]}"
+        ) from None
+    try:
+        done = con.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchall()
+    except duckdb.CatalogException:
+        done = [(0,)]
+    finally:
+        con.close()
+    if done[0][0] < len(MIGRATIONS):
+        from .lock import store_lock
+
+        with store_lock(store):
+            open_store(store).close()
+
+
+def connect_readonly(store: Path) -> duckdb.DuckDBPyConnection:
+    """An existing store opened read-only, its views reading from wherever the store now is."""
+    upgrade(store)
+    try:
+        con = duckdb.connect(str(store), read_only=True)
+        bound(con)
+    except duckdb.Error as exc:
+        raise SettlementError(f"无法读取结算库 {store}：{str(exc).splitlines()[0]}") from None
+    search_path(con, store)
     return con
 
 
@@ -135,7 +297,30 @@ def attach_readonly(con: duckdb.DuckDBPyConnection, path: Path | None) -> bool:
     if "settled_waybills" not in relations:
         con.execute("DETACH store")
         return False
+    search_path(con, path)
     return True
+
+
+def detach(con: duckdb.DuckDBPyConnection) -> None:
+    """Undo attach_readonly: paths resolve against the current directory again."""
+    con.execute("DETACH store")
+    con.execute("RESET file_search_path")
+
+
+def recorded_out(store: Path) -> Path | None:
+    """The output directory the store's runs were published to (absolute), if any run."""
+    rows = _query(store, "SELECT DISTINCT out_dir FROM runs ORDER BY out_dir")
+    return resolve_out(store, rows[0]["out_dir"]) if rows else None
+
+
+def check_out_dir(store: Path, out_dir: Path) -> None:
+    """One store, one output directory: a run whose --out is elsewhere would mix two folders."""
+    recorded = recorded_out(store)
+    if recorded is not None and recorded != Path(os.path.abspath(out_dir)):
+        raise RefusedError(
+            f"结算库 {store} 的结算输出在 {recorded}，本次 --out 为 {out_dir}：一个结算库只对应"
+            "一个输出目录。请把 --out 指向该目录，或为新的输出目录另用一个结算库（--store）"
+        )
 
 
 @dataclass(frozen=True)
@@ -193,12 +378,12 @@ def load_earlier(
             """,
             [str(month), str(month), str(month), league, str(year_start), str(year_end)],
         ).fetchall()[0]
-        con.execute("DETACH store")
+        detach(con)
         earlier = Earlier(int(paid[0]), int(paid[1]), int(paid[2]) if supplementary else 0)
     else:
         nothing_settled_elsewhere(con)
         earlier = Earlier()
-    load_prior(con, [str(p) for p in (month_ledgers or [])] if supplementary else None)
+    load_prior(con, [os.path.abspath(p) for p in (month_ledgers or [])] if supplementary else None)
     return earlier
 
 
@@ -268,7 +453,9 @@ def _check_ledgers(
             path.parent.name.split("=", 1)[1],
         )
         for out_dir in sorted({r[0] for r in recorded})
-        for path in Path(out_dir, "ledger").glob("league=*/month=*/*.parquet")
+        for path in resolve_out(store, out_dir)
+        .joinpath("ledger")
+        .glob("league=*/month=*/*.parquet")
     }
     found: dict[tuple[str, str, str], int] = {}
     if files:
@@ -281,47 +468,60 @@ def _check_ledgers(
         if have != parcels:
             raise SettlementError(
                 f"结算库 {store} 记录盟市 {code} {when} 已受理 {parcels:,} 件，但明细账 "
-                f"{Path(out_dir, 'ledger', f'league={code}', f'month={when}')} 中有 {have:,} 件："
+                f"{resolve_out(store, out_dir) / 'ledger' / f'league={code}' / f'month={when}'} 中有 {have:,} 件："
                 "已结算运单无法核对，请先恢复该目录的明细账文件（settle verify 可列出问题）"
             )
 
 
-def _glob(out_dir: Path, kind: str) -> str:
-    return str((out_dir / kind).resolve() / "*" / "*" / "*.parquet").replace("'", "''")
+def _glob(out_dir: str | Path, kind: str) -> str:
+    """A view's glob: 'ledger/*/*/*.parquet' for outputs beside the store."""
+    return Path(out_dir, kind, "*", "*", "*.parquet").as_posix().replace("'", "''")
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, temp: bool = False) -> None:
     """(Re)create the auditors' views over the Parquet outputs of the store's current runs.
 
-    ledger, rejects, units: every Parquet file under the output directories of the current
-    runs. settled_waybills: the waybills of the current runs, read from their ledgers (a
-    waybill there is ALREADY_SETTLED for any other 盟市-month). A current run whose ledger
+    ledger, rejects, units: every Parquet file under the output directory, by a path relative
+    to the store. settled_waybills: the waybills of the current runs, read from their ledgers
+    (a waybill there is ALREADY_SETTLED for any other 盟市-month). A current run whose ledger
     file has gone missing is found by the audits (01: its rows do not reconcile), which stops
     the next run from publishing and `settle verify` from passing.
+
+    `temp`: the same views as TEMP views with absolute paths, shadowing the stored ones, on a
+    read-only connection whose file access is sandboxed to the output directory (DuckDB checks
+    the allowed directories on the path as written, before resolving a relative one).
     """
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    dirs = []
+    dirs: list[str] = []
     if "runs" in tables:
         dirs = [
-            Path(r[0])
+            r[0]
             for r in con.execute(
                 "SELECT DISTINCT out_dir FROM runs WHERE status = 'current' ORDER BY out_dir"
             ).fetchall()
         ]
+    root = store_root(store)
+    if not temp:
+        search_path(con, store, cwd=False)
+    create = "CREATE OR REPLACE TEMP VIEW" if temp else "CREATE OR REPLACE VIEW"
     have_ledger = False
     for kind in VIEW_KINDS:
-        globs = [_glob(d, kind) for d in dirs if any((d / kind).glob("*/*/*.parquet"))]
+        globs = [
+            _glob(resolve_out(store, d) if temp else d, kind)
+            for d in dirs
+            if any((root / d / kind).glob("*/*/*.parquet"))
+        ]
         if not globs:
             continue
         have_ledger |= kind == "ledger"
         files = "[" + ", ".join(f"'{g}'" for g in globs) + "]"
         con.execute(
-            f"CREATE OR REPLACE VIEW {kind} AS SELECT * FROM read_parquet({files}, "
+            f"{create} {kind} AS SELECT * FROM read_parquet({files}, "
             "hive_partitioning = true, hive_types = {'league': VARCHAR, 'month': VARCHAR}, "
             "union_by_name = true)"
         )
     con.execute(
-        "CREATE OR REPLACE VIEW settled_waybills AS "
+        f"{create} settled_waybills AS "
         + (
             "SELECT CAST(l.waybill_no AS VARCHAR) AS waybill_no, r.league_code, r.month, "
             "r.run_id, CAST(l.company AS VARCHAR) AS company, l.subsidy_fen "
@@ -331,17 +531,47 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
             else EMPTY_PAID
         )
     )
+    if not temp:
+        search_path(con, store)
 
 
-def record_run(store: Path, run: dict, reference: dict | None = None) -> str | None:
-    """Publish a finished run: supersede the month's previous run, record the new one (its
-    waybills are read from its ledger through the settled_waybills view).
+def _write_reference(con: duckdb.DuckDBPyConnection, reference: dict | None) -> None:
+    for name, table in (reference or {}).items():
+        con.register(f"_ref_{name}", table)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _ref_{name}")
+        con.unregister(f"_ref_{name}")
 
-    Returns the run_id it superseded, if any. One transaction: all of it or none of it.
-    """
+
+@contextmanager
+def transaction(store: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The store opened for writing, in one transaction: all of the block or none of it."""
     con = open_store(store)
     try:
         con.execute("BEGIN")
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+
+
+def record_run(
+    store: Path,
+    run: dict,
+    reference: dict | None = None,
+    actor: Actor | None = None,
+    dependencies: dict[str, int] | None = None,
+) -> str | None:
+    """Publish a finished run: supersede the month's previous run, record the new one (its
+    waybills are read from its ledger through the settled_waybills view), its place in the
+    journal, what it depends on (ALREADY_SETTLED against which runs), and the event.
+
+    Returns the run_id it superseded, if any. One transaction: all of it or none of it.
+    """
+    actor = actor or Actor.cli()
+    with transaction(store) as con:
         previous = con.execute(
             "SELECT run_id FROM runs WHERE league_code = ? AND month = ? AND status = 'current' "
             "AND kind = 'regular' AND ? = 'regular'",
@@ -350,27 +580,88 @@ def record_run(store: Path, run: dict, reference: dict | None = None) -> str | N
         previous_id = previous[0][0] if previous else None
         if previous_id:
             con.execute(
-                "UPDATE runs SET status = 'superseded', superseded_by = ? WHERE run_id = ?",
-                [run["run_id"], previous_id],
+                "UPDATE runs SET status = 'superseded', superseded_by = ?, ended_at = ? "
+                "WHERE run_id = ?",
+                [run["run_id"], run["finished_at"], previous_id],
             )
-        columns = list(run) + ["status", "supersedes"]
+        row = {**run, "run_by": actor.name, "status": "current", "supersedes": previous_id}
         con.execute(
-            f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-            [*run.values(), "current", previous_id],
+            f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
         )
-        refresh_views(con)
-        for name, table in (reference or {}).items():
-            con.register(f"_ref_{name}", table)
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _ref_{name}")
-            con.unregister(f"_ref_{name}")
+        for depends_on, waybills in (dependencies or {}).items():
+            con.execute(
+                "INSERT INTO run_dependencies VALUES (?, ?, ?)",
+                [run["run_id"], depends_on, waybills],
+            )
+        journal.append(
+            con,
+            run["run_id"],
+            "run",
+            run["league_code"],
+            run["month"],
+            run["manifest_sha256"],
+            run["finished_at"],
+        )
+        action = "supplementary_run" if run["kind"] == "supplementary" else "run"
+        record_event(
+            con,
+            actor,
+            "replace_run" if previous_id else action,
+            run["league_code"],
+            run["month"],
+            run["run_id"],
+            {
+                "parcels": run["parcels"],
+                "subsidy_fen": run["subsidy_fen"],
+                "supersedes": previous_id,
+            },
+        )
+        refresh_views(con, store)
+        _write_reference(con, reference)
         apply_comments(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
     return previous_id
+
+
+def record_void(store: Path, run_id: str, void: dict, actor: Actor, sha256: str) -> None:
+    """Withdraw a month's current run: its waybills are released (the views no longer read its
+    files, which were moved to voided/), the journal and the events record it."""
+    with transaction(store) as con:
+        con.execute(
+            "UPDATE runs SET status = 'voided', ended_at = ? WHERE run_id = ?",
+            [void["voided_at"], run_id],
+        )
+        con.execute(
+            "INSERT INTO voids VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                void["league_code"],
+                void["month"],
+                void["voided_at"],
+                actor.name,
+                void["reason"],
+                void["entry_id"],
+            ],
+        )
+        journal.append(
+            con,
+            void["entry_id"],
+            "void",
+            void["league_code"],
+            void["month"],
+            sha256,
+            void["voided_at"],
+        )
+        record_event(
+            con,
+            actor,
+            "void",
+            void["league_code"],
+            void["month"],
+            run_id,
+            {"reason": void["reason"], "entry_id": void["entry_id"]},
+        )
+        refresh_views(con, store)
 
 
 # --------------------------------------------------------------------------- month state
@@ -384,12 +675,9 @@ class MonthState:
 
 
 def _readonly(store: Path) -> duckdb.DuckDBPyConnection | None:
-    if not store.exists():
+    if not Path(store).exists():
         return None
-    try:
-        return duckdb.connect(str(store), read_only=True)
-    except duckdb.Error as exc:
-        raise SettlementError(f"无法读取结算库 {store}：{str(exc).splitlines()[0]}") from None
+    return connect_readonly(store)
 
 
 def _dicts(cursor) -> list[dict]:
@@ -444,52 +732,103 @@ def next_open_month(store: Path, league: str, after: Month) -> Month:
     return month
 
 
-def seal_month(store: Path, league: str, month: Month, approval: dict) -> dict:
-    """Seal a settled 盟市-month after review, public notice and approval (审核、公示、审批)."""
-    state = month_state(store, league, month)
-    if state.seal is not None:
-        raise RefusedError(
-            f"盟市 {league} {month} 已于 {state.seal['sealed_at']:%Y-%m-%d %H:%M} 封存"
-            f"（审批文号 {state.seal['approval_ref']}），无需再次封存"
-        )
-    if state.run_id is None:
-        raise RefusedError(f"盟市 {league} {month} 尚未结算，不能封存")
-    if approval["notice_end"] < approval["notice_start"]:
-        raise RefusedError("公示结束日期早于开始日期")
-    if approval["notice_start"] < month.end:
-        raise RefusedError(
-            f"公示开始日期 {approval['notice_start']} 早于结算月份结束（{month.end}）"
-        )
-    con = open_store(store)
-    try:
-        row = {
-            "league_code": league,
-            "month": str(month),
-            "run_id": state.run_id,
-            **approval,
-            "sealed_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        }
+#: Current runs that rejected waybills as ALREADY_SETTLED against a run that is no longer
+#: current (superseded or voided): their months must be settled again (SPEC §8.5), unless
+#: sealed (then the change was forced, and verify notes it).
+STALE_SQL = """
+SELECT r.league_code, r.month, r.run_id, d.depends_on, d.waybills,
+       dep.league_code AS depends_league, dep.month AS depends_month, dep.status AS depends_status,
+       s.run_id IS NOT NULL AS sealed
+FROM runs r
+JOIN run_dependencies d ON d.run_id = r.run_id
+JOIN runs dep ON dep.run_id = d.depends_on
+LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+WHERE r.status = 'current' AND dep.status <> 'current'
+ORDER BY r.league_code, r.month, d.depends_on
+"""
+
+
+def stale_months(store: Path) -> list[dict]:
+    """Every stale run of an unsealed month, with the run it depended on (one row per
+    dependency). A sealed month is never stale: it cannot be settled again, so changes that
+    would break it are refused unless forced (`months.refuse_breaking_sealed`)."""
+    return [s for s in _query(store, STALE_SQL) if not s["sealed"]]
+
+
+def dependents(store: Path, run_ids: list[str]) -> list[dict]:
+    """Current runs that rejected waybills as ALREADY_SETTLED against any of `run_ids`: the
+    months a replacement or void of those runs would make stale."""
+    if not run_ids:
+        return []
+    return _query(
+        store,
+        """
+        SELECT r.league_code, r.month, r.run_id, d.depends_on, d.waybills,
+               s.run_id IS NOT NULL AS sealed
+        FROM runs r
+        JOIN run_dependencies d ON d.run_id = r.run_id
+        LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+        WHERE r.status = 'current' AND list_contains(?, d.depends_on)
+        ORDER BY r.league_code, r.month
+        """,
+        [run_ids],
+    )
+
+
+def current_runs(store: Path, league: str, month: Month) -> list[dict]:
+    """The current runs of a 盟市-month (regular first, then supplements in order)."""
+    return _query(
+        store,
+        "SELECT * FROM runs WHERE league_code = ? AND month = ? AND status = 'current' "
+        "ORDER BY kind = 'supplementary', finished_at",
+        [league, str(month)],
+    )
+
+
+def record_seal(store: Path, row: dict, actor: Actor, sha256: str) -> None:
+    """Record a seal, its journal entry and the event, in one transaction."""
+    with transaction(store) as con:
         con.execute(
             f"INSERT INTO seals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
             list(row.values()),
         )
-    finally:
-        con.close()
-    return row
+        journal.append(
+            con, row["entry_id"], "seal", row["league_code"], row["month"], sha256, row["sealed_at"]
+        )
+        record_event(
+            con,
+            actor,
+            "seal",
+            row["league_code"],
+            row["month"],
+            row["run_id"],
+            {
+                k: row[k]
+                for k in (
+                    "reviewed_by",
+                    "approved_by",
+                    "approval_ref",
+                    "notice_start",
+                    "notice_end",
+                )
+            },
+        )
 
 
 def committed_runs(store: Path) -> set[str]:
-    """Every run id the store has recorded."""
-    return {r["run_id"] for r in _query(store, "SELECT run_id FROM runs")}
+    """Every journal entry id the store has recorded (runs, voids, seals)."""
+    return {r["entry_id"] for r in _query(store, "SELECT entry_id FROM journal")}
 
 
-def last_run(store: Path) -> tuple[str | None, str | None]:
-    """(run_id, manifest_sha256) of the last run recorded: the head of the journal's hash chain."""
-    rows = _query(
-        store,
-        "SELECT run_id, manifest_sha256 FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT 1",
-    )
-    return (rows[0]["run_id"], rows[0]["manifest_sha256"]) if rows else (None, None)
+def journal_head(store: Path) -> tuple[str | None, str | None]:
+    """(entry_id, sha256) of the journal's last entry: what the next entry must name."""
+    con = _readonly(store)
+    if con is None:
+        return (None, None)
+    try:
+        return journal.head(con)
+    finally:
+        con.close()
 
 
 def list_runs(store: Path, league: str | None = None, month: Month | None = None) -> list[dict]:
@@ -498,11 +837,13 @@ def list_runs(store: Path, league: str | None = None, month: Month | None = None
         store,
         """
         SELECT r.run_id, r.league_code, r.month, r.kind, r.status, r.supersedes,
-               r.superseded_by, r.payable_in_month, r.started_at, r.finished_at,
-               r.rows_in, r.parcels, r.rejects, r.subsidy_fen, r.out_dir,
-               s.run_id IS NOT NULL AS sealed
+               r.superseded_by, r.payable_in_month, r.started_at, r.finished_at, r.ended_at,
+               r.run_by, r.rows_in, r.parcels, r.rejects, r.subsidy_fen, r.out_dir,
+               s.run_id IS NOT NULL AS sealed, v.reason AS void_reason
         FROM runs r
         LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
+                         AND r.status = 'current'
+        LEFT JOIN voids v ON v.run_id = r.run_id
         WHERE (? IS NULL OR r.league_code = ?) AND (? IS NULL OR r.month = ?)
         ORDER BY r.started_at, r.run_id
         """,
@@ -511,7 +852,8 @@ def list_runs(store: Path, league: str | None = None, month: Month | None = None
 
 
 def year_payments(store: Path, league: str, year_start: Month) -> list[dict]:
-    """Per month of the budget year: current runs' parcels and 分 paid, and the seal."""
+    """Per month of the budget year: current runs' parcels and 分 paid, the budget they were
+    settled under, and the seal."""
     return _query(
         store,
         """
@@ -524,6 +866,8 @@ def year_payments(store: Path, league: str, year_start: Month) -> list[dict]:
                     AS BIGINT)                                          AS supplementary_fen,
                CAST(SUM(r.subsidy_fen) AS BIGINT)                       AS paid_fen,
                MAX(r.budget_available_fen) FILTER (WHERE r.kind = 'regular') AS available_fen,
+               arg_max(r.annual_budget_fen, r.finished_at)              AS annual_budget_fen,
+               arg_max(r.budget_rule, r.finished_at)                    AS budget_rule,
                BOOL_OR(s.run_id IS NOT NULL)                            AS sealed
         FROM runs r
         LEFT JOIN seals s ON s.league_code = r.league_code AND s.month = r.month
@@ -532,3 +876,13 @@ def year_payments(store: Path, league: str, year_start: Month) -> list[dict]:
         """,
         [league, str(year_start), str(year_start.shift(12))],
     )
+
+
+def league_budget(store: Path, league: str) -> dict | None:
+    """The 盟市's budget settings recorded in the store by its last run (annual_budget_fen,
+    budget_rule, year_start_month, league_name), or None."""
+    try:
+        rows = _query(store, "SELECT * FROM budgets WHERE league_code = ?", [league])
+    except duckdb.CatalogException:  # no run has written the reference tables yet
+        return None
+    return rows[0] if rows else None

@@ -9,10 +9,12 @@
 --          area_counties, rate_bands, input_files, run_params
 -- outputs: types company_t, village_t, county_t, version_t, area_t, unit_t, file_t, reason_t,
 --          run_t, revenue_source_t;
---          company_dim, village_dim, policy_days, unit_map, file_dim
--- grain:   company_dim: one row per company code; village_dim: per registry village;
+--          company_dim, company_hint, village_dim, policy_days, unit_map, file_dim
+-- grain:   company_dim: one row per company code; company_hint: per text that suggests one
+--          company; village_dim: per registry village;
 --          policy_days: per day of the month with a version in force; unit_map: per company ×
---          旗县 of the 盟市; file_dim: per input file
+--          旗县 of the 盟市; file_dim: per input file (with the line of its header, so that data
+--          row n is line n + header_line as Excel or an editor shows it)
 
 CREATE TYPE company_t AS ENUM (SELECT code FROM companies ORDER BY code);
 CREATE TYPE village_t AS ENUM (SELECT code FROM villages ORDER BY code);
@@ -32,6 +34,20 @@ CREATE TYPE revenue_source_t AS ENUM ('log', 'company', 'policy');
 CREATE OR REPLACE TEMP TABLE company_dim AS
 SELECT code, CAST(code AS company_t) AS company, default_revenue_yuan
 FROM companies;
+
+-- What an unregistered company text most likely meant (UNKNOWN_COMPANY's hint, matched on
+-- upper(company)): a code in another case ('zto'), or the Chinese name or its first two or
+-- more characters ('中通' for 中通快递). A text two companies share suggests neither.
+CREATE OR REPLACE TEMP TABLE company_hint AS
+SELECT hint_key, MIN(code) AS code
+FROM (
+    SELECT code, upper(code) AS hint_key FROM companies
+    UNION
+    SELECT code, upper(left(name, n)) AS hint_key
+    FROM (SELECT code, name, unnest(range(2, length(name) + 1)) AS n FROM companies)
+)
+GROUP BY hint_key
+HAVING COUNT(DISTINCT code) = 1;
 
 CREATE OR REPLACE TEMP TABLE village_dim AS
 SELECT
@@ -74,4 +90,4 @@ SELECT company, county_code, CAST(unit_key AS unit_t) AS unit_key FROM unit_map_
 DROP TABLE unit_map_text;
 
 CREATE OR REPLACE TEMP TABLE file_dim AS
-SELECT file_no, CAST(source_file AS file_t) AS source_file FROM input_files;
+SELECT file_no, CAST(source_file AS file_t) AS source_file, header_line FROM input_files;

@@ -8,8 +8,8 @@
 --          (fields separated by chr(31), '' for none; 25_rejects.sql unpacks it), so that the
 --          millions of rows that pass cost nothing for it.
 --          DUPLICATE and ALREADY_SETTLED need every row at once: 22_repeats.sql.
--- inputs:  parsed (over raw_logs, with the village looked up), company_dim, policy_days,
---          run_params
+-- inputs:  parsed (over raw_logs, with the village looked up), company_dim, company_hint,
+--          policy_days, run_params
 -- outputs: validated (a view over one batch of raw_logs: settlement/rules.py appends each batch
 --          of the input to the table `rows`, so the input is never held whole)
 -- grain:   one row per input row
@@ -22,9 +22,12 @@ WITH joined AS (
     SELECT
         p.*,
         c.company                              AS company_code,
+        h.code                                 AS company_hint,
         d.version_id
     FROM parsed p
     LEFT JOIN company_dim c ON c.code = p.company
+    -- only an unregistered company is looked up (the key is NULL for the others)
+    LEFT JOIN company_hint h ON h.hint_key = CASE WHEN c.code IS NULL THEN upper(p.company) END
     LEFT JOIN policy_days d ON d.day = CAST(p.delivered_at AS DATE)
 ),
 checked AS (
@@ -66,6 +69,7 @@ SELECT
         || packed(CASE k.reason_code
             WHEN 'MALFORMED'       THEN k.malformed_detail
             WHEN 'UNKNOWN_COMPANY' THEN '企业编码“' || left(k.company, 40) || '”未在 companies.toml 中登记'
+                                        || COALESCE('（是否为 ' || k.company_hint || '？）', '')
             WHEN 'UNKNOWN_VILLAGE' THEN '嘎查村代码 ' || k.village_code || ' 不在2023年统计用区划代码中'
             WHEN 'WRONG_LEAGUE'    THEN '嘎查村 ' || k.village_code || ' 属于盟市 ' || k.village_league_code
                                         || '，本次结算盟市为 ' || r.league_code

@@ -24,7 +24,8 @@ ranked AS (
         p.*,
         ROW_NUMBER() OVER w                    AS waybill_rank,
         FIRST_VALUE(f.source_file) OVER w      AS first_source_file,
-        FIRST_VALUE(p.source_row)  OVER w      AS first_source_row
+        -- the kept row's line as Excel or an editor shows it (header and title rows counted)
+        FIRST_VALUE(p.source_row + f.header_line) OVER w AS first_source_line
     FROM passing p
     JOIN file_dim f USING (file_no)
     WHERE hash(p.waybill_no) IN (SELECT h FROM repeated)
@@ -37,9 +38,9 @@ ranked AS (
 ),
 duplicates AS (
     SELECT
-        * EXCLUDE (waybill_rank, first_source_file, first_source_row),
+        * EXCLUDE (waybill_rank, first_source_file, first_source_line),
         'DUPLICATE' AS reason_code_late,
-        '与 ' || first_source_file || ' 第 ' || first_source_row
+        '与 ' || first_source_file || ' 第 ' || first_source_line
             || ' 行的运单号相同，该行已受理'     AS detail_late
     FROM ranked
     WHERE waybill_rank > 1

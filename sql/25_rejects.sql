@@ -2,7 +2,8 @@
 --
 -- purpose: one row per rejected input row with the reason code, its Chinese text and a detail
 --          naming the column and value that failed, so a courier company's clerk can find and
---          fix the row. Values are text as they arrived; a DUPLICATE or ALREADY_SETTLED row
+--          fix the row: `source_line` is the row as Excel or an editor numbers it (source_row,
+--          the 1-based data row, plus the line of the file's header). Values are text as they arrived; a DUPLICATE or ALREADY_SETTLED row
 --          parsed cleanly, so its time and amounts are shown in standard form
 --          ('2025-03-05 14:30:00', '12.5').
 -- inputs:  rows, late_rejects, reason_codes, file_dim, run_params
@@ -33,6 +34,7 @@ late AS (
 SELECT
     CAST(f.source_file AS VARCHAR)     AS source_file,
     x.source_row,
+    x.source_row + f.header_line       AS source_line,
     x.waybill_no,
     x.company,
     x.delivered_at,

@@ -7,8 +7,10 @@
 --          Revenue per parcel is the row's revenue_yuan, else the company's default, else the
 --          policy's.
 --          A supplementary run (补充结算) caps the unit over the whole month: its cost and
---          revenue include what the month's earlier runs settled (prior_units), and what they
---          already paid comes off: after_breakeven_fen = min(gross_fen, cap_fen − prior_paid_fen).
+--          revenue include what the month's earlier runs settled (prior_units; shown in
+--          prior_cost_yuan and prior_revenue_yuan, so each units row holds the figures its cap
+--          was computed from), and what they already paid comes off:
+--          after_breakeven_fen = min(gross_fen, cap_fen − prior_paid_fen).
 -- inputs:  unit_rates, unit_map, company_dim, run_params, prior_units (empty unless a
 --          supplementary run)
 -- outputs: units_breakeven
@@ -39,6 +41,8 @@ capped AS (
     SELECT
         s.*,
         COALESCE(u.paid_fen, 0)                    AS prior_paid_fen,
+        COALESCE(u.cost_yuan, 0)                   AS prior_cost_yuan,
+        COALESCE(u.revenue_yuan, 0)                AS prior_revenue_yuan,
         CASE WHEN s.scope = 'none' THEN NULL
              ELSE CAST(FLOOR(100 * GREATEST(0, s.cost_yuan + COALESCE(u.cost_yuan, 0)
                                                - s.revenue_yuan - COALESCE(u.revenue_yuan, 0)))
@@ -55,6 +59,8 @@ SELECT
     gross_fen,
     cost_yuan,
     revenue_yuan,
+    prior_cost_yuan,
+    prior_revenue_yuan,
     cap_fen,
     prior_paid_fen,
     CASE WHEN cap_fen IS NULL THEN gross_fen

@@ -67,6 +67,8 @@ SELECT
     gross_fen,
     cost_yuan,
     revenue_yuan,
+    prior_cost_yuan,
+    prior_revenue_yuan,
     cap_fen,
     prior_paid_fen,
     after_breakeven_fen,

@@ -30,7 +30,7 @@ def office(tmp_path):
     cfg = make_config(tmp_path / "config", policy_text(rule="ytd", annual="10.00"))
     out = tmp_path / "out"
 
-    def run(month, *rows, expect=0):
+    def run(month, *rows, expect=0, replace=False):
         path = tmp_path / f"{month}-{len(list(tmp_path.glob('*.csv')))}.csv"
         path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
         result = cli(
@@ -46,6 +46,7 @@ def office(tmp_path):
             "--out",
             out,
             "-q",
+            *(["--replace"] if replace else []),
         )
         assert result.exit_code == expect, result.output
         return result
@@ -71,13 +72,15 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_every_view_column_is_documented(office):
-    _, _, store, _ = office
-    con = duckdb.connect(str(store), read_only=True)
+def test_every_view_column_is_documented(office, monkeypatch):
+    _, out, store, _ = office
+    monkeypatch.chdir(out)  # the DuckDB CLI, as AUDITORS.md says: from the output folder
+    con = duckdb.connect("settlement.duckdb", read_only=True)
     rows = con.execute(
         "SELECT table_name, column_name, comment FROM duckdb_columns() "
         "WHERE table_name IN ('ledger', 'rejects', 'units', 'runs', 'settled_waybills', 'seals', "
-        "'villages', 'policy_versions', 'budgets')"
+        "'villages', 'policy_versions', 'budgets', 'journal', 'events', 'run_dependencies', "
+        "'voids')"
     ).fetchall()
     views = dict(
         con.execute("SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall()
@@ -93,6 +96,10 @@ def test_every_view_column_is_documented(office):
         "villages",
         "policy_versions",
         "budgets",
+        "journal",
+        "events",
+        "run_dependencies",
+        "voids",
     }
     undocumented = [(t, c) for t, c, comment in rows if not comment]
     assert undocumented == []
@@ -314,11 +321,12 @@ def test_verify_detects_a_deleted_run(office):
     con = duckdb.connect(str(store))
     first = con.execute("SELECT run_id FROM runs ORDER BY finished_at LIMIT 1").fetchall()[0][0]
     con.execute("DELETE FROM runs WHERE run_id = ?", [first])
+    con.execute("DELETE FROM journal WHERE entry_id = ?", [first])
     con.close()
     shutil.rmtree(out / "ledger/league=150700/month=2025-02")
     result = cli("verify", "--out", out)
     assert result.exit_code == 1
-    assert f"上一批次应为 None，日志记载为 {first}（有批次被删除或篡改）" in result.output
+    assert f"上一条目应为 None，日志记载为 {first}（有条目被删除或篡改）" in result.output
 
 
 def test_verify_detects_an_edited_journal_and_statement(office):
@@ -393,10 +401,13 @@ def test_verify_finds_a_forged_ledger_file(office):
 
 def test_journal_chain_links_every_run(office):
     _, out, store, run = office
-    run("2025-03", f"M1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")  # a re-run joins the chain too
+    # a re-run joins the chain too
+    run("2025-03", f"M1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名", replace=True)
     con = duckdb.connect(str(store), read_only=True)
     runs = con.execute("SELECT run_id, manifest_sha256 FROM runs ORDER BY finished_at").fetchall()
+    entries = con.execute("SELECT entry_id, sha256 FROM journal ORDER BY seq").fetchall()
     con.close()
+    assert entries == runs and len(runs) == 3
     previous = (None, None)
     for run_id, digest in runs:
         entry = out / "journal" / f"{run_id}.json"
@@ -419,7 +430,7 @@ def test_explain_parcel_and_reject(office):
     assert "本件 subsidy_fen = 15 分（0.15 元）" in text
     rejected = cli("explain", "BAD", "--out", out)
     assert "原因：MALFORMED 必填字段为空或格式错误" in rejected.output
-    assert "第 6 行" in rejected.output
+    assert "第 7 行" in rejected.output  # data row 6, below the header line
     both = cli("explain", "F1", "--out", out)
     assert "运单 F1：已结算（盟市 150700 2025-02" in both.output
     assert "原因：ALREADY_SETTLED" in both.output

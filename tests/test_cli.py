@@ -32,16 +32,16 @@ def cfg_dir(tmp_path):
     return make_config(tmp_path / "config", policy_text(rule="ytd", annual="0.60"))
 
 
-def run(cfg_dir, out, month, *logs, store=None):
+def run(cfg_dir, out, month, *logs, store=None, extra=()):
     args = ["run", "--league", "150700", "--month", month, "--config", cfg_dir, "--out", out, "-q"]
     for log in logs:
         args += ["--logs", log]
     if store:
         args += ["--store", store]
-    return invoke(*args)
+    return invoke(*args, *extra)
 
 
-def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir):
+def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir, monkeypatch):
     logs = csv(
         tmp_path / "logs" / "zto.csv",
         f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名",
@@ -107,8 +107,9 @@ def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir):
         "after_breakeven_fen",
         "subsidy_fen",
     } <= set(units.columns)
-    # the auditors' views work on a read-only connection
-    con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
+    # the auditors' views work on a read-only connection, opened from the output folder
+    monkeypatch.chdir(out)
+    con = duckdb.connect("settlement.duckdb", read_only=True)
     assert con.execute(
         "SELECT SUM(subsidy_fen), MIN(league), MIN(month) FROM ledger"
     ).fetchall() == [(25, "150700", "2025-03")]
@@ -117,12 +118,12 @@ def test_run_writes_spec_outputs_and_manifest(tmp_path, cfg_dir):
     assert not (out / ".staging").exists()
 
 
-def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
+def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir, monkeypatch):
     out = tmp_path / "out"
     first = csv(tmp_path / "a.csv", f"A1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
     second = csv(tmp_path / "b.csv", f"B1,ZTO,2025-03-05 10:00,{V2},5,2.00,0,签名")
     assert run(cfg_dir, out, "2025-03", first).exit_code == 0
-    result = run(cfg_dir, out, "2025-03", second)
+    result = run(cfg_dir, out, "2025-03", second, extra=["--replace"])
     assert result.exit_code == 0 and "已取代此前批次" in result.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     journal = [f for f in files if f.startswith("journal/")]
@@ -143,7 +144,8 @@ def test_rerun_replaces_outputs_and_supersedes(tmp_path, cfg_dir):
         "statements/league=150700/month=2025-03/summary.xlsx",
         "units/league=150700/month=2025-03/part-0.parquet",
     ]
-    con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
+    monkeypatch.chdir(out)
+    con = duckdb.connect("settlement.duckdb", read_only=True)
     assert con.execute("SELECT waybill_no FROM ledger").fetchall() == [("B1",)]
     runs = con.execute(
         "SELECT status, superseded_by IS NOT NULL FROM runs ORDER BY started_at"
@@ -177,7 +179,7 @@ def test_already_settled_and_ytd_budget_across_months(tmp_path, cfg_dir):
     rejects = pl.read_parquet(out / "rejects/league=150700/month=2025-03/part-0.parquet")
     assert rejects["detail"][0].startswith("已在盟市 150700 2025-02 的结算（批次 150700-2025-02-")
     # re-running February does not reject its own waybills
-    again = run(cfg_dir, out, "2025-02", feb)
+    again = run(cfg_dir, out, "2025-02", feb, extra=["--replace"])
     assert again.exit_code == 0 and "受理 2 件" in again.output
 
 
@@ -268,8 +270,9 @@ def test_validate_reports_and_writes_nothing(tmp_path, cfg_dir):
     lines = result.output.splitlines()
     assert lines[0] == "预检 150700 2025-03：共 3 行，可受理 1 行，将剔除 2 行"
     assert f"  {logs}（csv utf-8）：3 行，受理 1，剔除 2" in lines
-    assert f"  {logs} 第 2 行  运单号 A2：派送距离(distance_km)“五公里”不是数字" in lines
-    assert f"  {logs} 第 3 行  运单号 A1：与 {logs} 第 1 行的运单号相同，该行已受理" in lines
+    # rows as Excel shows them: the header is line 1
+    assert f"  {logs} 第 3 行  运单号 A2：派送距离(distance_km)“五公里”不是数字" in lines
+    assert f"  {logs} 第 4 行  运单号 A1：与 {logs} 第 2 行的运单号相同，该行已受理" in lines
 
 
 def test_validate_rejects_out(tmp_path, cfg_dir):

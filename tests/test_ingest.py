@@ -368,7 +368,7 @@ def test_a_bad_row_deep_in_a_streamed_file_refuses_it_whole(tmp_path, monkeypatc
     path.write_text(EN + good + f"BAD,ZTO,2025-03-05 10:00,{V1},1,1,1,x,extra\n", encoding="utf-8")
     cfg = tiny_config(tmp_path)
     with (
-        pytest.raises(InputFileError, match="第 200 行数据有 9 个字段，多于表头的 8 个"),
+        pytest.raises(InputFileError, match="第 201 行有 9 个字段，多于表头的 8 个"),
         compute(cfg, "150700", Month.parse("2025-03"), LogStream([path], batch_rows=8), None, "T"),
     ):
         pass

@@ -44,6 +44,7 @@ def run(cfg_dir, out, month, files):
         "--out",
         str(out),
         "-q",
+        "--replace",  # several tests settle a month again on purpose
     ]
     for f in files:
         args += ["--logs", str(f)]

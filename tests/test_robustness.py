@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
 from conftest import V1, V2, make_config, policy_text
 
 from settlement.cli import main
+from settlement.store import connect_readonly
 
 HEADER = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
 CONTENT = ["waybill_no", "company", "rate_fen", "unit_key", "subsidy_fen"]
@@ -43,6 +43,7 @@ def run_args(cfg, out, month, logs, quiet=True):
         str(cfg),
         "--out",
         str(out),
+        "--replace",  # the crash tests settle a month again on purpose
     ]
     return args + ["-q"] if quiet else args
 
@@ -62,7 +63,7 @@ def settle_subprocess(cfg, out, month, logs, crash_at=None, timeout=120):
 
 def snapshot(out: Path) -> dict:
     """What an auditor sees: current runs and the ledger content."""
-    con = duckdb.connect(str(out / "settlement.duckdb"), read_only=True)
+    con = connect_readonly(out / "settlement.duckdb")
     try:
         runs = con.execute("SELECT run_id, status FROM runs ORDER BY finished_at").fetchall()
         ledger = con.sql(f"SELECT month, {', '.join(CONTENT)} FROM ledger ORDER BY ALL").fetchall()
@@ -301,7 +302,7 @@ def hostile_files(root: Path) -> dict[str, tuple[Path, int, str]]:
         "ragged.csv",
         HEADER + GOOD + GOOD.rstrip("\n") + ",extra\n",
         2,
-        "第 2 行数据有 9 个字段，多于表头的 8 个",
+        "第 3 行有 9 个字段，多于表头的 8 个",
     )
     add("short_rows.csv", HEADER + "A1,ZTO\n", 0, "签收时间(delivered_at)为空")
     add(

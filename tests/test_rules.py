@@ -177,7 +177,7 @@ def test_duplicate_keeps_the_earliest_delivery(tiny):
     assert result.ledger.select("company", "source_row").rows() == [("ZTO", 2)]
     rej = result.rejects.to_dicts()[0]
     assert (rej["reason_code"], rej["source_row"]) == ("DUPLICATE", 1)
-    assert rej["detail"] == "与 t.csv 第 2 行的运单号相同，该行已受理"
+    assert rej["detail"] == "与 t.csv 第 3 行的运单号相同，该行已受理"  # data row 2, line 3
 
 
 def test_duplicate_ties_broken_by_company_then_village(tiny):
@@ -369,7 +369,7 @@ def test_rejects_keep_text_as_it_arrived_or_in_standard_form(tmp_path):
         "7.5",
         "2.1",
     )
-    assert dup["detail"] == "与 t.csv 第 1 行的运单号相同，该行已受理"
+    assert dup["detail"] == "与 t.csv 第 2 行的运单号相同，该行已受理"
     bad = got[("B", 3)]
     assert (bad["reason_code"], bad["distance_km"], bad["cost_yuan"]) == (
         "BAD_DISTANCE",

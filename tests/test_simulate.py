@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import shutil
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -63,7 +64,7 @@ def history(tmp_path_factory):
         p("C", "2025-01-07", village=V2, company="YTO", cost="1.00", revenue="0.90"),
     ]
     office.settle("2025-01", *jan)
-    office.settle("2025-01", *jan, p("D", "2025-01-08", km="3", village=V_BORDER))
+    office.settle("2025-01", *jan, p("D", "2025-01-08", km="3", village=V_BORDER), replace=True)
     office.settle(
         "2025-02",
         p("F1", "2025-02-05", km="5"),
@@ -407,7 +408,10 @@ def test_a_variant_of_another_league_and_bad_arguments_are_refused(fit_office, t
         "--store",
         missing,
     )
-    assert result.exit_code == 2 and result.output.strip() == f"错误：结算库 {missing} 不存在"
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"错误：结算库 {missing} 不存在；请用 --store 指定已有的结算库，或先运行 settle run"
+    )
     with pytest.raises(UsageError, match="的预算规则为 none（不限额），没有可拟合的预算"):
         simulate(
             tiny, fit_office.store, LEAGUE, Month.parse("2025-01"), Month.parse("2025-02"), fit=True
@@ -573,3 +577,34 @@ def test_fit_search_when_the_budget_never_binds_or_always_does(tiny, monkeypatch
         Decimal("0.000010"),
     )
     assert period.policy.versions[0].rates[0].rate_yuan == 0
+
+
+def test_a_moved_output_directory_is_simulated_from_where_it_now_is(fit_office, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(fit_office.out, moved)
+    away = fit_office.out.with_name("out-away")
+    fit_office.out.rename(away)  # the old place is gone while the copy is simulated
+    try:
+        result = cli(
+            "simulate",
+            "--league",
+            LEAGUE,
+            "--from",
+            "2025-01",
+            "--to",
+            "2025-02",
+            "--config",
+            fit_office.root / "config",
+            "--store",
+            moved / "settlement.duckdb",
+            "--out",
+            tmp_path / "sim",
+            "-q",
+        )
+    finally:
+        away.rename(fit_office.out)
+    assert result.exit_code == 0, result.output
+    assert pl.read_parquet(tmp_path / "sim" / "comparison.parquet").rows() == [
+        ("2025-01", "ZTO", "150702", "default", 2, 30, 30, 0),
+        ("2025-02", "ZTO", "150702", "default", 3, 20, 20, 0),
+    ]

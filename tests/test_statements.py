@@ -354,36 +354,63 @@ def test_reconcile_every_status(settled, tmp_path):
     cfg, out = settled
     claim = tmp_path / "claim.csv"
     claim.write_text(
-        "运单号,申报金额\nA1,0.30\nB1,0.15\nNOPE,0.30\n+SUM(1),0.10\nA1,0.01\n", encoding="utf-8"
+        "运单号,申报金额\nA1,0.30\nB1,0.15\nNOPE,0.30\n+SUM(1),0.10\nA1,0.01\n,0.05\nA2,三毛\n",
+        encoding="utf-8",
     )
     result = reconcile_cli(cfg, out, claim, "ZTO")
     assert result.exit_code == 0, result.output
     rows = pl.read_parquet(out / "reconciliation" / PART / "ZTO.parquet")
     ledger = pl.read_parquet(out / "ledger" / PART / "part-0.parquet")
     paid = dict(zip(ledger["waybill_no"], ledger["subsidy_fen"], strict=True))
-    got = {
-        r["waybill_no"]: (r["status"], r["reason_code"], r["claimed_fen"], r["paid_fen"])
-        for r in rows.to_dicts()
-    }
-    assert got == {
-        "A1": ("PAID", None, 31, paid["A1"]),  # two claim lines, summed
-        "B1": ("OTHER_COMPANY", None, 15, None),
-        "NOPE": ("NOT_SUBMITTED", None, 30, None),
-        "+SUM(1)": ("REJECTED", "MALFORMED", 10, None),  # 2025-03-40 is no date
-        "A2": ("NOT_CLAIMED", None, None, paid["A2"]),
-    }
-    assert rows.columns == ["waybill_no", "status", "reason_code", "claimed_fen", "paid_fen"]
+    assert rows.columns == [
+        "claim_line",
+        "waybill_no",
+        "status",
+        "reason_code",
+        "claimed_text",
+        "claimed_fen",
+        "paid_fen",
+        "difference_fen",
+    ]
+    assert rows.drop("claimed_text").rows() == [
+        (2, "A1", "PAID", None, 30, paid["A1"], 30 - paid["A1"]),
+        (3, "B1", "OTHER_COMPANY", None, 15, None, 15),
+        (4, "NOPE", "NOT_SUBMITTED", None, 30, None, 30),
+        (5, "+SUM(1)", "REJECTED", "MALFORMED", 10, None, 10),  # 2025-03-40 is no date
+        (6, "A1", "REPEATED", None, 1, None, 1),  # paid once, on line 2
+        (7, None, "NO_WAYBILL", None, 5, None, 5),
+        (8, "A2", "BAD_AMOUNT", None, None, paid["A2"], None),
+    ]
     assert "PAID            已支付给本企业" in result.output
-    assert "申报文件中有 1 行重复的运单号" in result.output
+    assert "  运单号在前面的申报行已出现：第 6 行" in result.output
+    assert "  运单号为空：第 7 行" in result.output
+    assert "  申报金额不是数字：第 8 行（“三毛”）" in result.output
     wb = openpyxl.load_workbook(out / "reconciliation" / PART / "ZTO.xlsx")
-    assert [c.value for c in wb["逐单对账"][1]] == [
+    assert [c.value for c in wb["逐行对账"][1]] == [
+        "申报行号",
         "运单号",
         "状态",
+        "状态说明",
         "剔除原因代码",
-        "申报金额(分)",
-        "实付金额(分)",
+        "剔除原因",
+        "申报金额(原文)",
+        "申报金额(元)",
+        "实付金额(元)",
+        "差额(元)",
     ]
-    assert all(c.data_type != "f" for r in wb["逐单对账"].iter_rows() for c in r)
+    assert [c.value for c in wb["逐行对账"][5]] == [
+        5,
+        "+SUM(1)",
+        "REJECTED",
+        "已剔除",
+        "MALFORMED",
+        "必填字段为空或格式错误",
+        "0.10",
+        0.1,
+        None,
+        0.1,
+    ]
+    assert all(c.data_type != "f" for r in wb["逐行对账"].iter_rows() for c in r)
 
 
 def test_reconcile_xlsx_claim_without_amounts(settled, tmp_path):
@@ -399,8 +426,11 @@ def test_reconcile_xlsx_claim_without_amounts(settled, tmp_path):
     result = reconcile_cli(cfg, out, path, "YTO")
     assert result.exit_code == 0, result.output
     rows = pl.read_parquet(out / "reconciliation" / PART / "YTO.parquet")
-    assert rows.filter(pl.col("waybill_no") == "B2")["status"].to_list() == ["PAID"]
-    assert rows.filter(pl.col("waybill_no") == "B2")["claimed_fen"].to_list() == [None]
+    b2 = rows.filter(pl.col("waybill_no") == "B2")
+    assert b2.select("claim_line", "status", "claimed_fen", "difference_fen").rows() == [
+        (2, "PAID", None, None)
+    ]
+    assert "申报文件没有申报金额列，不计算差额。" in result.output
 
 
 @pytest.mark.parametrize(

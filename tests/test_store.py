@@ -14,8 +14,9 @@ from settlement.cli import main
 from settlement.config import load_config
 from settlement.engine import settle_month
 from settlement.errors import RefusedError, SettlementError
+from settlement.months import seal_month
 from settlement.period import Month
-from settlement.store import seal_month
+from settlement.store import connect_readonly
 
 HEADER = "waybill_no,company,delivered_at,village_code,distance_km,cost_yuan,revenue_yuan,proof\n"
 
@@ -30,7 +31,7 @@ class Office:
         self.store = self.out / "settlement.duckdb"
         self.n = 0
 
-    def settle(self, month: str, *lines: str, supplementary: bool = False):
+    def settle(self, month: str, *lines: str, supplementary: bool = False, replace: bool = False):
         self.n += 1
         path = self.root / "logs" / f"{self.n}-{month}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,7 @@ class Office:
             self.out,
             self.store,
             supplementary=supplementary,
+            replace=replace,
         )
 
     def seal(self, month: str, notice: str = None):
@@ -61,7 +63,7 @@ class Office:
         )
 
     def sql(self, query: str):
-        con = duckdb.connect(str(self.store), read_only=True)
+        con = connect_readonly(self.store)
         try:
             return con.execute(query).fetchall()
         finally:
@@ -130,10 +132,11 @@ def test_reused_waybills_released_by_a_rerun(tmp_path):
     office.settle("2025-02", p("W1", "2025-02-05"), p("W2", "2025-02-06"))
     mar = office.settle("2025-03", p("W1", "2025-03-05"), p("W3", "2025-03-06"))
     assert mar.manifest["counts"]["by_reason"] == {"ALREADY_SETTLED": 1}
-    # February is re-run without W1: W1 is released, and March's re-run pays it
-    feb2 = office.settle("2025-02", p("W2", "2025-02-06"))
+    # February is re-run without W1: W1 is released, March is stale, and its re-run pays it
+    feb2 = office.settle("2025-02", p("W2", "2025-02-06"), replace=True)
     assert feb2.superseded is not None
-    mar2 = office.settle("2025-03", p("W1", "2025-03-05"), p("W3", "2025-03-06"))
+    assert [(s["month"], s["waybills"]) for s in feb2.stale] == [("2025-03", 1)]
+    mar2 = office.settle("2025-03", p("W1", "2025-03-05"), p("W3", "2025-03-06"), replace=True)
     assert mar2.manifest["counts"]["by_reason"] == {}
     assert sorted(office.sql("SELECT month, waybill_no FROM settled_waybills")) == [
         ("2025-02", "W2"),
@@ -165,7 +168,7 @@ def test_waybill_settled_by_another_league_is_already_settled(tmp_path):
             office.out / kind / "league=150100" / "month=2025-02"
         )
     assert office.sql("SELECT league_code, waybill_no FROM settled_waybills") == [("150100", "W1")]
-    again = office.settle("2025-02", p("W1", "2025-02-05"))
+    again = office.settle("2025-02", p("W1", "2025-02-05"), replace=True)
     assert again.manifest["counts"]["by_reason"] == {"ALREADY_SETTLED": 1}
 
 
@@ -175,7 +178,9 @@ def test_rerun_of_an_earlier_month_cannot_break_the_year(tmp_path):
     office = Office(tmp_path, rule="ytd", annual="0.40")
     office.settle("2025-01", p("A", "2025-01-05"))
     office.settle("2025-02", p("B", "2025-02-05"))
-    jan = office.settle("2025-01", p("A", "2025-01-05"), p("C", "2025-01-06"), p("D", "2025-01-07"))
+    jan = office.settle(
+        "2025-01", p("A", "2025-01-05"), p("C", "2025-01-06"), p("D", "2025-01-07"), replace=True
+    )
     assert (jan.manifest["budget"]["available_fen"], paid(jan)) == (25, 25)
     assert office.sql("SELECT SUM(subsidy_fen) FROM runs WHERE status = 'current'") == [(40,)]
 
@@ -192,6 +197,7 @@ def test_sealed_month_refuses_rerun_and_keeps_waybills_paid(tmp_path):
 
 def test_seal_refusals(tmp_path):
     office = Office(tmp_path)
+    office.settle("2025-01", p("W0", "2025-01-05"))
     with pytest.raises(RefusedError, match="尚未结算"):
         office.seal("2025-02")
     office.settle("2025-02", p("W1", "2025-02-05"))
@@ -332,14 +338,16 @@ def test_cli_seal_runs_status_and_refusal(tmp_path):
     listing = cli("runs", "--store", store)
     assert listing.exit_code == 0
     assert "150700 2025-02  月度结算  有效  已封存  受理 1 件  补贴 0.15 元" in listing.output
-    status = cli(
-        "status", "--league", "150700", "--year", "2025", "--store", store, "--config", cfg
-    )
+    status = cli("status", "--league", "150700", "--year", "2025", "--store", store)
     assert status.exit_code == 0
     assert "合计已用 0.15 元，预算余额 0.85 元" in status.output
     assert "2025-03  未结算" in status.output
     empty = cli("runs", "--store", tmp_path / "none.duckdb")
-    assert empty.output.strip() == "结算库中没有结算批次"
+    assert (empty.exit_code, empty.output.strip()) == (
+        2,
+        f"错误：结算库 {tmp_path / 'none.duckdb'} 不存在；请用 --store 指定已有的结算库，"
+        "或先运行 settle run",
+    )
 
 
 def test_store_of_the_first_schema_is_migrated_to_read_paid_waybills_from_ledgers(tmp_path):
@@ -347,6 +355,7 @@ def test_store_of_the_first_schema_is_migrated_to_read_paid_waybills_from_ledger
     office.settle("2025-02", p("W1", "2025-02-05"))
     # the store as schema version 1 left it: paid waybills copied into a table
     con = duckdb.connect(str(office.store))
+    con.execute("SET file_search_path = ?", [str(office.out)])
     con.execute("DROP VIEW settled_waybills")
     con.execute(
         "CREATE TABLE settled_waybills (waybill_no VARCHAR NOT NULL, league_code VARCHAR NOT "
@@ -364,7 +373,11 @@ def test_store_of_the_first_schema_is_migrated_to_read_paid_waybills_from_ledger
     assert office.sql(
         "SELECT table_type FROM information_schema.tables WHERE table_name = 'settled_waybills'"
     ) == [("VIEW",)]
-    assert office.sql("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert office.sql("SELECT version FROM schema_migrations ORDER BY version") == [
+        (1,),
+        (2,),
+        (3,),
+    ]
     assert sorted(office.sql("SELECT month, waybill_no FROM settled_waybills")) == [
         ("2025-02", "W1"),
         ("2025-03", "W2"),
@@ -384,7 +397,8 @@ def test_a_current_runs_missing_ledger_stops_the_next_run(tmp_path):
         "已结算运单无法核对，请先恢复该目录的明细账文件（settle verify 可列出问题）"
     )
     assert not (office.out / "ledger/league=150700/month=2025-03").exists()
-    again = office.settle("2025-02", p("W1", "2025-02-05"))  # re-running the month itself is fine
+    # re-running the month itself is fine
+    again = office.settle("2025-02", p("W1", "2025-02-05"), replace=True)
     assert again.superseded is not None
     assert office.settle("2025-03", p("W1", "2025-03-05")).manifest["counts"]["by_reason"] == {
         "ALREADY_SETTLED": 1
