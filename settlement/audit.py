@@ -11,15 +11,18 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from . import SQL_DIR, journal
+from . import SQL_DIR, journal, shipped
 from .db import bound, scratch_connection
 from .errors import RefusedError, SettlementError, UsageError
 from .outputs import PART_FILE, manifest_path, sha256_file
+from .period import Month
+from .screen import table
 from .store import (
     EMPTY_PAID,
     STALE_SQL,
@@ -156,12 +159,19 @@ def write_result(frame: pl.DataFrame, fmt: str, output: Path | None) -> str | No
     elif fmt == "json":
         text = json.dumps(frame.to_dicts(), ensure_ascii=False, default=str, indent=1) + "\n"
     else:
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
-            text = str(frame) + "\n"
+        text = _table(frame)
     if output is not None:
         output.write_text(text, encoding="utf-8")
         return None
     return text
+
+
+def _table(frame: pl.DataFrame) -> str:
+    """The result as people read it: headers, aligned columns (numbers to the right), NULL
+    shown as NULL, and the row count."""
+    rows = [["NULL" if v is None else str(v) for v in row] for row in frame.iter_rows()]
+    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+    return table(frame.columns, rows, numeric) + f"（共 {frame.height:,} 行）\n"
 
 
 # --------------------------------------------------------------------------- canned queries
@@ -171,9 +181,49 @@ def write_result(frame: pl.DataFrame, fmt: str, output: Path | None) -> str | No
 class Query:
     name: str
     question: str
-    params: dict[str, str]
+    params: dict[str, str]  # name -> what it is, for people
     columns: str
     sql: str
+    kinds: dict[str, str] = field(default_factory=dict)  # name -> a PARAM_KINDS key
+
+
+def _league_code(value: str) -> str:
+    if not (len(value) == 6 and value.isdigit()):
+        raise ValueError
+    return value
+
+
+def _month_text(value: str) -> str:
+    try:
+        return str(Month.parse(value))
+    except UsageError:
+        raise ValueError from None
+
+
+def _year(value: str) -> str:
+    if not (len(value) == 4 and value.isdigit() and 2000 <= int(value) <= 2100):
+        raise ValueError
+    return value
+
+
+def _positive_number(value: str) -> str:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError
+    return value
+
+
+#: kind of a canned query's parameter (its `-- params:` header: `name (kind) description`)
+#: -> (the form expected, shown to people; the check, giving the value to bind)
+PARAM_KINDS = {
+    "league": ("6位盟市代码，如 150700", _league_code),
+    "month": ("月份 YYYY-MM，如 2025-03", _month_text),
+    "year": ("4位年份，如 2025", _year),
+    "number": ("正数，如 3 或 1.5", _positive_number),
+}
 
 
 def _header(text: str) -> dict[str, list[str]]:
@@ -203,22 +253,34 @@ def _header(text: str) -> dict[str, list[str]]:
 def load_queries() -> dict[str, Query]:
     """Every sql/queries/*.sql with its header."""
     out = {}
-    for path in sorted(QUERIES_DIR.glob("*.sql")):
+    for path in sorted(shipped(QUERIES_DIR).glob("*.sql")):
         text = path.read_text(encoding="utf-8")
         h = _header(text)
-        params = {}
+        params, kinds = {}, {}
         for line in h.get("params", []):
-            m = re.match(r"(\w+)\s+(.*)", line)
-            if m:
-                params[m.group(1)] = m.group(2)
+            m = re.fullmatch(r"(\w+)\s+\((\w+)\)\s+(.*)", line)
+            if not m or m.group(2) not in PARAM_KINDS:
+                raise SettlementError(
+                    f"预置查询 {path} 的参数说明“{line}”应为“名称 (类型) 说明”，"
+                    f"类型为 {', '.join(PARAM_KINDS)} 之一"
+                )
+            params[m.group(1)], kinds[m.group(1)] = m.group(3), m.group(2)
         out[path.stem] = Query(
-            path.stem, " ".join(h.get("question", [])), params, " ".join(h.get("columns", [])), text
+            path.stem,
+            " ".join(h.get("question", [])),
+            params,
+            " ".join(h.get("columns", [])),
+            text,
+            kinds,
         )
+    if not out:
+        raise SettlementError(f"{QUERIES_DIR} 中没有预置查询：安装不完整，请重新安装")
     return out
 
 
 def bind_params(query: Query, given: dict[str, str]) -> dict[str, str]:
-    """Check the --param values against the query's declared parameters."""
+    """Check the --param values against the query's declared parameters and their kinds; the
+    values to bind (a month as YYYY-MM)."""
     unknown = sorted(set(given) - set(query.params))
     if unknown:
         raise UsageError(
@@ -227,7 +289,16 @@ def bind_params(query: Query, given: dict[str, str]) -> dict[str, str]:
     missing = [p for p in query.params if p not in given]
     if missing:
         raise UsageError(f"查询 {query.name} 缺少参数 {missing[0]}（{query.params[missing[0]]}）")
-    return dict(given)
+    bound = {}
+    for name, value in given.items():
+        form, check = PARAM_KINDS[query.kinds[name]]
+        try:
+            bound[name] = check(value.strip())
+        except ValueError:
+            raise UsageError(
+                f"查询 {query.name} 的参数 {name} 的值“{value}”无效，应为{form}"
+            ) from None
+    return bound
 
 
 # --------------------------------------------------------------------------- audits
@@ -243,7 +314,7 @@ class AuditFinding:
 def load_audits() -> list[tuple[str, str, str]]:
     """(name, question, sql) of every sql/audits/*.sql, in order."""
     out = []
-    for path in sorted(AUDITS_DIR.glob("*.sql")):
+    for path in sorted(shipped(AUDITS_DIR).glob("*.sql")):
         text = path.read_text(encoding="utf-8")
         question = " ".join(_header(text).get("question", [path.stem]))
         out.append((path.stem, question, text))

@@ -204,6 +204,24 @@ TABLES = {
             "urban_rural_code": "城乡分类代码 (2xx rural)",
         },
     ),
+    "counties": (
+        "table",
+        "the 旗县 of the registry the runs used, with their names",
+        {
+            "code": "旗县 6-digit code (ledger.county_code)",
+            "name": "name as NBS publishes it",
+            "league_code": "盟市 6-digit code",
+        },
+    ),
+    "townships": (
+        "table",
+        "the 苏木乡镇 of the registry the runs used, with their names",
+        {
+            "code": "苏木乡镇 9-digit code (villages.township_code)",
+            "name": "name as NBS publishes it",
+            "county_code": "旗县 6-digit code",
+        },
+    ),
     "policy_versions": (
         "table",
         "dated policy versions of every 盟市 (latest configuration)",
@@ -238,7 +256,8 @@ TABLES = {
 
 
 def reference_tables(cfg: Config) -> dict[str, pa.Table]:
-    """villages, policy_versions and budgets from the configuration, as Arrow tables."""
+    """villages, counties, townships, policy_versions and budgets from the configuration, as
+    Arrow tables."""
     versions, budgets = [], []
     for p in cfg.policies.values():
         budgets.append(
@@ -266,6 +285,8 @@ def reference_tables(cfg: Config) -> dict[str, pa.Table]:
     dec = pa.decimal128(18, 6)
     return {
         "villages": cfg.villages.to_arrow(),
+        "counties": cfg.counties.to_arrow(),
+        "townships": cfg.townships.to_arrow(),
         "policy_versions": pa.Table.from_pylist(
             versions,
             schema=pa.schema(

@@ -10,7 +10,6 @@ import functools
 import os
 import sys
 import traceback
-import unicodedata
 from pathlib import Path
 
 import click
@@ -21,6 +20,7 @@ from .errors import SettlementError, UsageError
 from .money import format_yuan
 from .period import Month
 from .reasons import REASONS
+from .screen import pad as _pad
 
 
 def _fail(message: str, code: int) -> None:
@@ -51,13 +51,6 @@ def friendly(func):
             _fail(f"内部错误：{type(exc).__name__}: {exc}（设置 SETTLE_DEBUG=1 可查看详细信息）", 1)
 
     return wrapper
-
-
-def _pad(text: str, width: int, right: bool = False) -> str:
-    """Pad to a display width, counting a Chinese character as two columns."""
-    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    fill = " " * max(0, width - shown)
-    return fill + text if right else text + fill
 
 
 def _row(widths: tuple[int, ...], values: list[str]) -> str:
@@ -91,7 +84,7 @@ config_option = click.option(
     "config_dir",
     type=click.Path(path_type=Path),
     default=DEFAULT_CONFIG_DIR,
-    show_default="项目的 config/",
+    show_default="随程序安装的 config/",
     help="配置目录：companies.toml、policies/、divisions/。",
 )
 league_option = click.option(
@@ -917,13 +910,20 @@ def status(league, year, store) -> None:
 @league_option
 @month_option
 @click.option("--rows", type=click.IntRange(1), default=10_000, show_default=True, help="行数。")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="输出文件。")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="输出文件：.csv、.parquet 或 .xlsx。",
+)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["csv", "gbk", "parquet", "xlsx"]),
     default=None,
-    help="csv（UTF-8，英文表头）、gbk（GBK 编码，中文表头）、parquet（带类型）、xlsx（中文表头）；默认按扩展名。",
+    help="csv（UTF-8，英文表头）、gbk（GBK 编码，中文表头，扩展名 .csv）、parquet（带类型）、xlsx（中文表头）；"
+    "默认按扩展名，须与扩展名相符。",
 )
 @click.option(
     "--seed", type=int, default=1, show_default=True, help="随机种子：相同参数生成相同文件。"
@@ -969,8 +969,9 @@ def sample(
 ) -> None:
     """Generate realistic delivery logs for one 盟市-month from the real village registry."""
     from .ingest import read_log_file
-    from .sample import FAULTS, generate, write
+    from .sample import FAULTS, generate, output_format, write
 
+    fmt = output_format(output, fmt)
     cfg = load_config(config_dir)
     faults = {k: fault_share for k in FAULTS if fault_share} | fault_overrides
     previous = read_log_file(reclaim)[0] if reclaim else None
@@ -985,7 +986,6 @@ def sample(
         previous,
         reclaim_share if reclaim else 0.0,
     )
-    fmt = fmt or {".parquet": "parquet", ".xlsx": "xlsx"}.get(output.suffix.lower(), "csv")
     write(df, output, fmt)
     click.echo(f"已生成 {output}（{fmt}，{df.height:,} 行）")
 
@@ -997,59 +997,40 @@ def sample(
     type=click.Path(path_type=Path),
     default=Path("out/demo"),
     show_default=True,
-    help="输出目录（会被清空后重建）。",
+    help="输出目录：不存在或为空时建立；只有演示自己建立、其中都是演示结果的目录才会被清空重建，"
+    "其他非空目录（真实结算库、已封存月份等）一律拒绝。",
 )
 @click.option(
     "--data",
     "data_dir",
     type=click.Path(path_type=Path),
     default=SAMPLE_DATA_DIR,
-    show_default="项目的 sample_data/",
+    show_default="随程序安装的 sample_data/",
     help="样例数据：<盟市代码>/<YYYY-MM>/ 下的日志。",
 )
 @config_option
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def demo(out_dir, data_dir, config_dir, quiet) -> None:
-    """Settle the bundled sample end to end; print payouts by company and 旗县."""
-    import shutil
+    """Settle the bundled sample end to end; print payouts by company and 旗县.
 
+    The demo marks the directory it makes (.settle-demo.json) and, run again, clears only a
+    directory with its mark that holds nothing but its own results; it never deletes a store,
+    a run or a file it did not make (exit 2, saying what is there).
+    """
+    import shlex
+
+    from . import demo as sample_demo
     from .engine import settle_month
 
     cfg = load_config(config_dir)
-    jobs = sorted(
-        (Month.parse(m.name), league_dir.name, m)
-        for league_dir in sorted(Path(data_dir).iterdir())
-        if league_dir.is_dir()
-        for m in sorted(league_dir.iterdir())
-        if m.is_dir()
-    )
-    if not jobs:
-        raise UsageError(f"{data_dir} 下没有 <盟市代码>/<YYYY-MM>/ 样例数据")
-    if out_dir.exists():
-        ours = {
-            "ledger",
-            "rejects",
-            "units",
-            "manifests",
-            "statements",
-            "journal",
-            "reconciliation",
-            ".staging",
-            "settlement.duckdb",
-            "settlement.duckdb.lock",
-            "settlement.duckdb.wal",
-        }
-        strangers = sorted(p.name for p in out_dir.iterdir() if p.name not in ours)
-        if strangers:
-            raise UsageError(
-                f"{out_dir} 中有不是结算输出的文件（{strangers[0]} 等），不会清空它；请换一个 --out 目录"
-            )
-        shutil.rmtree(out_dir)
+    jobs = sample_demo.jobs(Path(data_dir))
+    sample_demo.prepare(out_dir)
     counties = cfg.county_names()
     grand = 0
     for month, league, path in jobs:
         result = settle_month(cfg, league, month, [path], out_dir, None, _progress(quiet))
+        sample_demo.record(out_dir, result.manifest["run_id"])
         _print_run(result)
         widths = (8, 30, -8, -16)
         click.echo(_row(widths, ["企业", "旗县", "件数", "应付补贴(元)"]))
@@ -1062,10 +1043,10 @@ def demo(out_dir, data_dir, config_dir, quiet) -> None:
             )
         grand += result.manifest["totals"]["subsidy_fen"]
         click.echo("")
-    click.echo(
-        f"样例结算合计应付补贴 {format_yuan(grand)} 元；输出在 {out_dir}/，"
-        f"审计查询：duckdb {out_dir}/settlement.duckdb -readonly"
-    )
+    store = shlex.quote(str(out_dir / "settlement.duckdb"))
+    click.echo(f"样例结算合计应付补贴 {format_yuan(grand)} 元；输出在 {out_dir}/")
+    click.echo(f'审计查询（只读）：settle sql "{sample_demo.QUERY}" --store {store}')
+    click.echo("预置查询：settle query --list")
 
 
 def _scale(_ctx, _param, values: tuple[str, ...]) -> dict:

@@ -113,6 +113,7 @@ class Config:
     policies: dict[str, Policy]
     villages: pl.DataFrame  # code, name, township_code, county_code, league_code, urban_rural_code
     counties: pl.DataFrame  # code, name, league_code
+    townships: pl.DataFrame  # code, name, county_code
     leagues: pl.DataFrame  # code, name
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
 
@@ -252,8 +253,11 @@ def load_companies(path: Path) -> dict[str, Company]:
 # --------------------------------------------------------------------------- divisions
 
 
-def load_divisions(directory: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Read the village registry (all codes as text) and check its columns."""
+def load_divisions(
+    directory: Path,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Read the registry (all codes as text) and check its columns: villages, counties,
+    townships, leagues."""
     frames = {}
     for name, columns in DIVISION_FILES.items():
         path = directory / name
@@ -276,7 +280,7 @@ def load_divisions(directory: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.Data
         on="county_code",
         how="left",
     )
-    return villages, counties, frames["leagues.csv"]
+    return villages, counties, frames["townships.csv"], frames["leagues.csv"]
 
 
 # --------------------------------------------------------------------------- policies
@@ -522,7 +526,7 @@ def load_config(root: Path | str) -> Config:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(root, "", "配置目录不存在")
-    villages, counties, leagues = load_divisions(root / "divisions")
+    villages, counties, townships, leagues = load_divisions(root / "divisions")
     companies = load_companies(root / "companies.toml")
     policy_dir = root / "policies"
     if not policy_dir.is_dir():
@@ -536,4 +540,4 @@ def load_config(root: Path | str) -> Config:
         for p in sorted([root / "companies.toml", *policy_dir.glob("*.toml")])
         + sorted((root / "divisions").glob("*.csv"))
     }
-    return Config(root, companies, policies, villages, counties, leagues, files)
+    return Config(root, companies, policies, villages, counties, townships, leagues, files)

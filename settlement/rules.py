@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import SQL_DIR
+from . import SQL_DIR, shipped
 from .config import Config, Policy
 from .ingest import LogStream, NotUtf8Error
 from .period import Month
@@ -287,4 +287,4 @@ def run_sql(
     for name in files:
         if progress:
             progress(f"执行 sql/{name}")
-        con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
+        con.execute(shipped(SQL_DIR / name).read_text(encoding="utf-8"))

@@ -56,6 +56,27 @@ FAULTS = (
     "duplicate",
 )
 FORMATS = ("csv", "gbk", "parquet", "xlsx")
+#: file extension -> the formats written under it (the first when --format is not given)
+EXTENSIONS = {".csv": ("csv", "gbk"), ".parquet": ("parquet",), ".xlsx": ("xlsx",)}
+
+
+def output_format(path: Path, fmt: str | None) -> str:
+    """The format to write `path` in: `fmt` if given and it suits the extension, else the
+    extension's; an extension no format writes, or one that disagrees with `fmt`, is refused."""
+    suffix = path.suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise UsageError(f"不能写出 {path.name}：输出文件的扩展名应为 {'、'.join(EXTENSIONS)} 之一")
+    if fmt is None:
+        return EXTENSIONS[suffix][0]
+    if fmt not in EXTENSIONS[suffix]:
+        wanted = next(ext for ext, fmts in EXTENSIONS.items() if fmt in fmts)
+        raise UsageError(
+            f"--format {fmt} 写出的是 {wanted} 文件，与输出文件 {path.name} 的扩展名不符；"
+            f"请把文件名改为 {path.stem}{wanted}，或去掉 --format 按扩展名写出"
+        )
+    return fmt
+
+
 #: Median route length (km) by area class, scaled up in the vast leagues.
 CLASS_DISTANCE = {
     "default": 18.0,

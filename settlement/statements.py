@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from . import SQL_DIR
+from . import SQL_DIR, shipped
 from .config import Config
 from .db import scratch_connection
 from .errors import RefusedError
@@ -93,7 +93,7 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
         .to_arrow(),
     )
     con.execute("CREATE TABLE villages AS SELECT * FROM _villages")
-    con.execute((SQL_DIR / "80_statement_lines.sql").read_text(encoding="utf-8"))
+    con.execute(shipped(SQL_DIR / "80_statement_lines.sql").read_text(encoding="utf-8"))
     lines = con.sql("SELECT * FROM statement_lines").pl()
     return MonthData(
         league=league,

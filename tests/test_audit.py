@@ -79,8 +79,8 @@ def test_every_view_column_is_documented(office, monkeypatch):
     rows = con.execute(
         "SELECT table_name, column_name, comment FROM duckdb_columns() "
         "WHERE table_name IN ('ledger', 'rejects', 'units', 'runs', 'settled_waybills', 'seals', "
-        "'villages', 'policy_versions', 'budgets', 'journal', 'events', 'run_dependencies', "
-        "'voids')"
+        "'villages', 'counties', 'townships', 'policy_versions', 'budgets', 'journal', 'events', "
+        "'run_dependencies', 'voids')"
     ).fetchall()
     views = dict(
         con.execute("SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall()
@@ -94,6 +94,8 @@ def test_every_view_column_is_documented(office, monkeypatch):
         "settled_waybills",
         "seals",
         "villages",
+        "counties",
+        "townships",
         "policy_versions",
         "budgets",
         "journal",
@@ -121,7 +123,7 @@ def test_sql_formats(office, tmp_path):
     assert cli("sql", q, "--store", store, "--format", "parquet", "--output", target).exit_code == 0
     assert pl.read_parquet(target)["subsidy_fen"].to_list() == [15, 15]
     table = cli("sql", "SELECT COUNT(*) AS n FROM runs", "--store", store)
-    assert table.exit_code == 0 and "│ 2   │" in table.output
+    assert (table.exit_code, table.output) == (0, "n\n-\n2\n（共 1 行）\n")
     explain = cli("sql", "EXPLAIN SELECT * FROM ledger", "--store", store)
     assert explain.exit_code == 0
 
@@ -446,3 +448,165 @@ def test_auditors_guide_documents_every_column():
     text = (Path(__file__).parent.parent / "docs" / "AUDITORS.md").read_text(encoding="utf-8")
     generated = text.split("<!-- generated from settlement/catalog.py: start -->\n")[1]
     assert generated.split("<!-- generated from settlement/catalog.py: end -->")[0] == markdown()
+
+
+def test_sql_table_is_for_people(office):
+    _, _, store, _ = office
+    query = (
+        "SELECT company, county_code, c.name AS 旗县, COUNT(*) AS parcels, "
+        "SUM(subsidy_fen) * 0.01 AS yuan, NULL AS note FROM ledger l "
+        "JOIN counties c ON c.code = l.county_code GROUP BY ALL ORDER BY ALL"
+    )
+    result = cli("sql", query, "--store", store)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "company  county_code  旗县      parcels  yuan  note\n"
+        "-------  -----------  --------  -------  ----  ----\n"
+        "YTO      150702       海拉尔区        2  0.30  NULL\n"
+        "ZTO      150702       海拉尔区        2  0.30  NULL\n"
+        "ZTO      150783       扎兰屯市        1  0.00  NULL\n"
+        "（共 3 行）\n"
+    )
+    empty = cli("sql", "SELECT run_id FROM runs WHERE false", "--store", store)
+    assert empty.output == "run_id\n------\n（共 0 行）\n"
+    plan = cli("sql", "EXPLAIN SELECT COUNT(*) FROM runs", "--store", store)
+    assert plan.exit_code == 0
+    lines = plan.output.splitlines()
+    assert lines[0].split() == ["explain_key", "explain_value"]
+    assert lines[2].startswith("physical_plan  ")
+    assert lines[-1] == "（共 1 行）"
+    assert all(line.startswith(" " * 15) for line in lines[3:-1])  # the plan's lines, aligned
+
+
+def test_counties_and_townships_have_names(office):
+    _, _, store, _ = office
+    county = cli(
+        "sql", "SELECT name FROM counties WHERE code='150702'", "--store", store, "--format", "csv"
+    )
+    assert (county.exit_code, county.output) == (0, "name\n海拉尔区\n")
+    township = cli(
+        "sql",
+        "SELECT t.name, t.county_code FROM villages v JOIN townships t ON t.code = v.township_code "
+        "WHERE v.code = '150702100201'",
+        "--store",
+        store,
+        "--format",
+        "csv",
+    )
+    assert (township.exit_code, township.output) == (0, "name,county_code\n哈克镇,150702\n")
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("month=2025-3", "参数 month 的值“2025-3”无效，应为月份 YYYY-MM，如 2025-03"),
+        ("month=2025-13", "参数 month 的值“2025-13”无效，应为月份 YYYY-MM，如 2025-03"),
+        ("league=15070", "参数 league 的值“15070”无效，应为6位盟市代码，如 150700"),
+        ("factor=0", "参数 factor 的值“0”无效，应为正数，如 3 或 1.5"),
+        ("factor=three", "参数 factor 的值“three”无效，应为正数，如 3 或 1.5"),
+    ],
+)
+def test_query_parameters_are_checked_against_their_kind(office, param, message):
+    _, _, store, _ = office
+    given = {"league": "150700", "month": "2025-03", "factor": "1"}
+    key = param.split("=")[0]
+    args = ["query", "village_volume_jumps", "--store", store]
+    for k, v in given.items():
+        args += ["--param", param if k == key else f"{k}={v}"]
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.output == f"错误：查询 village_volume_jumps 的{message}\n"
+
+
+def test_query_year_parameter_and_a_month_with_spaces(office):
+    _, _, store, _ = office
+    year = cli(
+        "query",
+        "budget_use_by_month",
+        "--store",
+        store,
+        "--param",
+        "league=150700",
+        "--param",
+        "year=25",
+    )
+    assert year.exit_code == 2
+    assert year.output == (
+        "错误：查询 budget_use_by_month 的参数 year 的值“25”无效，应为4位年份，如 2025\n"
+    )
+    spaced = cli(
+        "query",
+        "payouts_by_company_county",
+        "--store",
+        store,
+        "--param",
+        "league=150700",
+        "--param",
+        "month= 2025-03 ",
+        "--format",
+        "csv",
+    )
+    assert spaced.exit_code == 0, spaced.output
+    assert spaced.output.splitlines()[0] == "company,county_code,parcels,gross_yuan,subsidy_yuan"
+    assert len(spaced.output.splitlines()) == 4
+
+
+def test_every_canned_query_declares_the_kind_of_each_parameter():
+    from settlement.audit import PARAM_KINDS, load_queries
+
+    queries = load_queries()
+    assert len(queries) == 6
+    for q in queries.values():
+        assert set(q.kinds) == set(q.params) and set(q.kinds.values()) <= set(PARAM_KINDS)
+        assert all(f"${name}" in q.sql for name in q.params)
+
+
+def test_a_canned_query_without_a_parameter_kind_is_refused(tmp_path, monkeypatch):
+    from settlement import audit
+
+    (tmp_path / "q.sql").write_text("-- question: x\n-- params:   league  盟市代码\nSELECT 1\n")
+    monkeypatch.setattr(audit, "QUERIES_DIR", tmp_path)
+    result = cli("query", "--list")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"错误：预置查询 {tmp_path / 'q.sql'} 的参数说明“league  盟市代码”应为“名称 (类型) 说明”，"
+        "类型为 league, month, year, number 之一\n"
+    )
+
+
+def test_missing_rules_queries_or_audits_say_the_installation_is_incomplete(
+    office, tmp_path, monkeypatch
+):
+    from settlement import audit, rules
+
+    cfg, out, store, _ = office
+    gone = tmp_path / "site-packages" / "settlement" / "bundled" / "sql"
+    hint = "：安装不完整（结算规则 sql/、默认配置和样例应随程序一起安装），请重新安装 village-courier-settlement\n"
+    monkeypatch.setattr(audit, "QUERIES_DIR", gone / "queries")
+    listing = cli("query", "--list")
+    assert (listing.exit_code, listing.output) == (1, f"错误：找不到 {gone / 'queries'}{hint}")
+    monkeypatch.setattr(audit, "AUDITS_DIR", gone / "audits")
+    checked = cli("verify", "--out", out)
+    assert (checked.exit_code, checked.output) == (1, f"错误：找不到 {gone / 'audits'}{hint}")
+    monkeypatch.setattr(rules, "SQL_DIR", gone)
+    logs = tmp_path / "apr.csv"
+    logs.write_text(HEADER + f"A1,ZTO,2025-04-05 10:00,{V1},12,2.00,0,签名\n", encoding="utf-8")
+    args = ["run", "--league", "150700", "--month", "2025-04", "--logs", logs]
+    ran = cli(*args, "--config", cfg, "--out", out, "-q")
+    assert (ran.exit_code, ran.output) == (1, f"错误：找不到 {gone / '05_types.sql'}{hint}")
+    assert not (out / "ledger" / "league=150700" / "month=2025-04").exists()
+
+
+def test_docs_and_queries_never_divide_fen_into_a_float():
+    """AUDITORS.md: 分 are summed as integers and shown as 元 exactly (× 0.01, a DECIMAL); a
+    `/ 100` or `/ 100.0` in an example teaches auditors a binary float."""
+    import re
+
+    root = Path(__file__).parent.parent
+    files = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "sql").rglob("*.sql")]
+    found = [
+        f"{f.relative_to(root)}: {m.group(0)}"
+        for f in files
+        for m in re.finditer(r"[^/]/\s*100(\.0*)?\b", f.read_text(encoding="utf-8"))
+    ]
+    assert found == []

@@ -387,13 +387,37 @@ def test_demo_settles_the_bundled_sample(tmp_path):
     result = invoke("demo", "--out", tmp_path / "demo", "-q")
     assert result.exit_code == 0, result.output
     assert result.output.count("结算完成") == 4
-    assert "样例结算合计应付补贴" in result.output
+    store = tmp_path / "demo" / "settlement.duckdb"
+    query = (
+        "SELECT league, month, company, SUM(subsidy_fen) AS subsidy_fen, "
+        "SUM(subsidy_fen) * 0.01 AS yuan FROM ledger GROUP BY ALL ORDER BY ALL"
+    )
+    assert result.output.endswith(
+        f"样例结算合计应付补贴 582.77 元；输出在 {tmp_path / 'demo'}/\n"
+        f'审计查询（只读）：settle sql "{query}" --store {store}\n'
+        "预置查询：settle query --list\n"
+    )
+    assert "duckdb " not in result.output  # the DuckDB CLI is not installed with the engine
+    suggested = invoke("sql", query, "--store", store, "--format", "csv")
+    assert suggested.exit_code == 0, suggested.output
+    assert suggested.output.splitlines()[:2] == [
+        "league,month,company,subsidy_fen,yuan",
+        "150300,2025-06,DBL,51,0.51",
+    ]
     codes = set()
     for manifest in (tmp_path / "demo" / "manifests").rglob("*.json"):
         codes |= set(json.loads(manifest.read_text())["counts"]["by_reason"])
     from settlement.reasons import REASONS
 
     assert codes == set(REASONS)  # the sample has every fault kind
+    # the mark names exactly the runs the demo made, so the next demo may clear the directory
+    from settlement import demo
+    from settlement.store import list_runs
+
+    mark = json.loads((tmp_path / "demo" / demo.MARKER).read_text(encoding="utf-8"))
+    assert mark["runs"] == [r["run_id"] for r in list_runs(store)]
+    demo.prepare(tmp_path / "demo")
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == [demo.MARKER]
 
 
 @pytest.mark.parametrize(
@@ -415,9 +439,9 @@ def test_usage_errors_are_one_line(args, message):
 
 def test_demo_refuses_to_clear_a_directory_that_is_not_its_own(tmp_path):
     (tmp_path / "thesis.docx").write_text("precious")
-    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "-q"])
-    assert result.exit_code == 2
-    assert "不是结算输出的文件（thesis.docx 等），不会清空它" in result.output
+    assert_demo_refuses(
+        tmp_path, f"{tmp_path} 不是空目录，也不是 settle demo 建立的目录（其中有 thesis.docx）"
+    )
     assert (tmp_path / "thesis.docx").read_text() == "precious"
 
 
@@ -452,3 +476,157 @@ def test_progress_on_stderr_and_quiet(tmp_path, cfg_dir):
     assert quiet.exit_code == 0, quiet.output
     assert quiet.stderr == ""
     assert "应付补贴 0.25 元（25 分）" in quiet.stdout
+
+
+def _hashes(root):
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _seal(store, month, start, end):
+    result = invoke(
+        "seal",
+        "--league",
+        "150700",
+        "--month",
+        month,
+        "--store",
+        store,
+        "--reviewed-by",
+        "王审核",
+        "--notice-start",
+        start,
+        "--notice-end",
+        end,
+        "--approved-by",
+        "赵审批",
+        "--approval-ref",
+        "呼邮管〔2025〕7号",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_demo_never_deletes_a_store_with_sealed_months(tmp_path, cfg_dir):
+    out = tmp_path / "office"
+    feb = csv(tmp_path / "feb.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名")
+    mar = csv(tmp_path / "mar.csv", f"M1,ZTO,2025-03-05 10:00,{V1},12,2.00,0,签名")
+    assert run(cfg_dir, out, "2025-02", feb).exit_code == 0
+    assert run(cfg_dir, out, "2025-03", mar).exit_code == 0
+    _seal(out / "settlement.duckdb", "2025-02", "2025-03-03", "2025-03-09")
+    _seal(out / "settlement.duckdb", "2025-03", "2025-04-02", "2025-04-08")
+    before = _hashes(out)
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+    assert_demo_refuses(
+        out,
+        f"{out} 不是空目录，也不是 settle demo 建立的目录（其中有 "
+        f"{'、'.join(entries[:4])} 等 {len(entries)} 项；结算库 settlement.duckdb 中有 "
+        "2 个结算批次，2 个已封存的月份）",
+    )
+    assert _hashes(out) == before
+
+
+def assert_demo_refuses(out, what):
+    """`settle demo --out out` exits 2 with one line: what is there, and what to do."""
+    result = invoke("demo", "--out", out, "-q")
+    assert (result.exit_code, result.output) == (
+        2,
+        f"错误：{what}；演示不会清空它；请用 --out 指定一个新目录或空目录\n",
+    )
+
+
+@pytest.fixture
+def demo_dir(tmp_path, cfg_dir):
+    """A directory `settle demo` made (an empty one with its mark), then a run the demo did not
+    make settled into it: (the directory, the run's id)."""
+    from settlement import demo
+
+    out = tmp_path / "demo"
+    demo.prepare(out)
+    assert [p.name for p in out.iterdir()] == [demo.MARKER]
+    feb = csv(tmp_path / "feb.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2.00,0,签名")
+    assert run(cfg_dir, out, "2025-02", feb).exit_code == 0
+    (run_id,) = [p.stem for p in (out / "journal").glob("*.json")]
+    return out, run_id
+
+
+def test_demo_clears_only_a_directory_holding_nothing_but_its_own_runs(demo_dir):
+    from settlement import demo
+
+    out, run_id = demo_dir
+    before = _hashes(out)
+    assert_demo_refuses(
+        out, f"{out} 由 settle demo 建立，但其中又有不是演示产生的结算批次 {run_id}"
+    )
+    assert _hashes(out) == before
+    demo.record(out, run_id)  # had the demo made it, the directory would be the demo's
+    (out / "notes.txt").write_text("mine")
+    assert_demo_refuses(out, f"{out} 由 settle demo 建立，但其中又有不是演示输出的文件 notes.txt")
+    (out / "notes.txt").unlink()
+    _seal(out / "settlement.duckdb", "2025-02", "2025-03-03", "2025-03-09")
+    assert_demo_refuses(out, f"{out} 由 settle demo 建立，但其中又有已封存的月份 150700 2025-02")
+    assert (out / "settlement.duckdb").is_file()
+
+
+def test_demo_clears_its_own_directory_and_refuses_a_file_or_a_forged_mark(tmp_path, demo_dir):
+    from settlement import demo
+
+    out, run_id = demo_dir
+    demo.record(out, run_id)
+    demo.prepare(out)  # everything in it is the demo's: cleared
+    assert [p.name for p in out.iterdir()] == [demo.MARKER]
+    assert json.loads((out / demo.MARKER).read_text(encoding="utf-8"))["runs"] == []
+
+    (out / demo.MARKER).write_text("{}")
+    (out / "ledger").mkdir()
+    assert_demo_refuses(out, f"{out / demo.MARKER} 不是 settle demo 写下的标记文件")
+    assert (out / "ledger").is_dir()
+    a_file = tmp_path / "report.pdf"
+    a_file.write_text("x")
+    refused = invoke("demo", "--out", a_file, "-q")
+    assert refused.exit_code == 2
+    assert refused.output == f"错误：{a_file} 是一个文件，不是目录；请用 --out 指定一个目录\n"
+    assert a_file.read_text() == "x"
+    missing = invoke("demo", "--out", tmp_path / "d2", "--data", tmp_path / "nowhere", "-q")
+    assert missing.exit_code == 2
+    assert missing.output == f"错误：样例数据目录 {tmp_path / 'nowhere'} 不存在\n"
+    assert not (tmp_path / "d2").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "fmt", "message"),
+    [
+        ("x.json", None, "错误：不能写出 x.json：输出文件的扩展名应为 .csv、.parquet、.xlsx 之一"),
+        ("x.txt", "csv", "错误：不能写出 x.txt：输出文件的扩展名应为 .csv、.parquet、.xlsx 之一"),
+        (
+            "x.csv",
+            "parquet",
+            "错误：--format parquet 写出的是 .parquet 文件，与输出文件 x.csv 的扩展名不符；"
+            "请把文件名改为 x.parquet，或去掉 --format 按扩展名写出",
+        ),
+        (
+            "x.parquet",
+            "gbk",
+            "错误：--format gbk 写出的是 .csv 文件，与输出文件 x.parquet 的扩展名不符；"
+            "请把文件名改为 x.csv，或去掉 --format 按扩展名写出",
+        ),
+    ],
+)
+def test_sample_refuses_an_extension_it_cannot_write(tmp_path, output, fmt, message):
+    args = ["sample", "--league", "150700", "--month", "2025-03", "--rows", 5]
+    args += ["-o", tmp_path / output] + (["--format", fmt] if fmt else [])
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.output == message + "\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_format_follows_the_extension_in_any_case(tmp_path):
+    result = invoke(
+        "sample", "--league", "150700", "--month", "2025-03", "--rows", 5, "-o", tmp_path / "x.XLSX"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == f"已生成 {tmp_path / 'x.XLSX'}（xlsx，5 行）\n"
+    assert (tmp_path / "x.XLSX").read_bytes()[:2] == b"PK"

@@ -572,3 +572,124 @@ def test_every_state_change_is_an_event_with_who_and_where(tmp_path):
         (3, "李四", True, "seal", "2025-02"),
     ]
     assert desk.sql("SELECT run_by FROM runs ORDER BY started_at") == [("张三",), ("张三",)]
+
+
+# --------------------------------------------------------------------------- §8.4 void
+
+
+def void(desk, month, reason, *flags, env=None):
+    return desk.cli(
+        "void",
+        "--league",
+        "150700",
+        "--month",
+        month,
+        "--reason",
+        reason,
+        "--store",
+        desk.store,
+        "--config",
+        desk.cfg,
+        "-q",
+        *flags,
+        env=env,
+    )
+
+
+def test_void_releases_the_waybills_marks_the_statements_and_stales_later_months(tmp_path):
+    desk = Desk(tmp_path)
+    desk.run("2025-04", p("A1", "2025-04-05"), p("A2", "2025-04-06"))
+    desk.run("2025-05", p("A1", "2025-05-05"), p("Y1", "2025-05-06"))  # A1: ALREADY_SETTLED
+    april = desk.sql("SELECT run_id FROM runs WHERE month = '2025-04'")[0][0]
+    blank = void(desk, "2025-04", "  ")
+    assert (blank.exit_code, blank.output.strip()) == (2, "错误：作废原因不能为空（--reason）")
+    result = void(desk, "2025-04", "日志重复提交", env={"SETTLE_USER": "王经办"})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        f"已作废 盟市 150700 2025-04 的结算批次 {april}（原因：日志重复提交）；该批次的运单已释放，"
+        f"原输出移至 {desk.out / 'voided' / april}，结算单已标记作废"
+    )
+    assert (
+        "150700 2025-05（1 个运单） 以原批次已结算为由剔除了这些运单，现需重新结算" in result.output
+    )
+    # the run's outputs left the live tree for voided/<run_id>/; its statements say 作废
+    assert not (desk.out / "ledger/league=150700/month=2025-04").exists()
+    archived = desk.out / "voided" / april
+    assert (archived / "ledger/league=150700/month=2025-04/part-0.parquet").exists()
+    assert (archived / "manifests/league=150700/month=2025-04.json").exists()
+    for folder in (desk.out, archived):
+        page = (folder / "statements/league=150700/month=2025-04/ZTO.html").read_text(
+            encoding="utf-8"
+        )
+        assert "本结算单已作废" in page and "作废人 王经办；原因：日志重复提交" in page
+    assert desk.sql("SELECT status FROM runs WHERE run_id = '" + april + "'") == [("voided",)]
+    assert desk.sql("SELECT voided_by, reason FROM voids") == [("王经办", "日志重复提交")]
+    assert desk.sql("SELECT kind FROM journal ORDER BY seq") == [("run",), ("run",), ("void",)]
+    assert desk.sql("SELECT action, actor FROM events ORDER BY seq DESC LIMIT 1") == [
+        ("void", "王经办")
+    ]
+    assert desk.sql("SELECT COUNT(*) FROM ledger WHERE month = '2025-04'") == [(0,)]
+    runs = desk.cli("runs", "--store", desk.store)
+    assert (
+        "150700 2025-04  月度结算  已作废" in runs.output
+        and "作废原因：日志重复提交" in runs.output
+    )
+    # May is stale until run again; then A1 is paid in May and everything verifies
+    assert desk.cli("verify", "--out", desk.out).exit_code == 1
+    desk.run("2025-05", p("A1", "2025-05-05"), p("Y1", "2025-05-06"), flags=["--replace"])
+    assert desk.sql("SELECT waybill_no FROM settled_waybills ORDER BY 1") == [("A1",), ("Y1",)]
+    assert desk.cli("verify", "--out", desk.out).exit_code == 0
+    # April has no current run: a new run needs no --replace; voiding again is refused
+    again = void(desk, "2025-04", "再次作废")
+    assert again.exit_code == 2 and "没有有效的结算批次，无需作废" in again.output
+    desk.run("2025-04", p("A2", "2025-04-06"))
+
+
+def test_a_sealed_month_cannot_be_voided(tmp_path):
+    desk = Desk(tmp_path)
+    desk.run("2025-04", p("A1", "2025-04-05"))
+    assert desk.seal("2025-04", "2025-05-01", "2025-05-07").exit_code == 0
+    refused = void(desk, "2025-04", "误结算")
+    assert refused.exit_code == 2
+    assert refused.output.strip() == (
+        "错误：盟市 150700 2025-04 已封存（审批文号 文1），不能作废；已支付的款项如需追回，请按追缴程序办理"
+    )
+
+
+def test_a_void_killed_before_it_commits_is_undone(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    desk = Desk(tmp_path)
+    desk.run("2025-04", p("A1", "2025-04-05"))
+    ledger = desk.out / "ledger/league=150700/month=2025-04/part-0.parquet"
+    before = sha(ledger)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "settlement.cli",
+            "void",
+            "--league",
+            "150700",
+            "--month",
+            "2025-04",
+            "--reason",
+            "测试",
+            "--store",
+            str(desk.store),
+            "--config",
+            str(desk.cfg),
+        ],
+        env={**os.environ, "SETTLE_CRASH_AT": "published"},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -9
+    assert not ledger.exists()  # half-way: moved to voided/, the store not yet told
+    verified = desk.cli("verify", "--out", desk.out)
+    assert "提示：撤销了未完成的发布 void-150700-2025-04-" in verified.output
+    assert verified.exit_code == 0, verified.output
+    assert sha(ledger) == before and not (desk.out / "voided").exists()
+    assert desk.sql("SELECT status FROM runs") == [("current",)]

@@ -314,8 +314,8 @@ def fit_office(tmp_path_factory):
     return office
 
 
-def simulate_cli(office, *extra, months=("2025-01", "2025-02"), quiet=True):
-    """`settle simulate` on an office's store and configuration."""
+def simulate_cli(office, *extra, months=("2025-01", "2025-02"), quiet=True, store=None):
+    """`settle simulate` on an office's store (or `store`) and configuration."""
     return cli(
         "simulate",
         "--league",
@@ -327,7 +327,7 @@ def simulate_cli(office, *extra, months=("2025-01", "2025-02"), quiet=True):
         "--config",
         office.root / "config",
         "--store",
-        office.store,
+        store or office.store,
         *(["-q"] if quiet else []),
         *extra,
     )
@@ -395,19 +395,7 @@ def test_a_variant_of_another_league_and_bad_arguments_are_refused(fit_office, t
         "无可模拟"
     )
     missing = tmp_path / "none.duckdb"
-    result = cli(
-        "simulate",
-        "--league",
-        LEAGUE,
-        "--from",
-        "2025-01",
-        "--to",
-        "2025-01",
-        "--config",
-        fit_office.root / "config",
-        "--store",
-        missing,
-    )
+    result = simulate_cli(fit_office, store=missing)
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"错误：结算库 {missing} 不存在；请用 --store 指定已有的结算库，或先运行 settle run"
@@ -585,21 +573,8 @@ def test_a_moved_output_directory_is_simulated_from_where_it_now_is(fit_office, 
     away = fit_office.out.with_name("out-away")
     fit_office.out.rename(away)  # the old place is gone while the copy is simulated
     try:
-        result = cli(
-            "simulate",
-            "--league",
-            LEAGUE,
-            "--from",
-            "2025-01",
-            "--to",
-            "2025-02",
-            "--config",
-            fit_office.root / "config",
-            "--store",
-            moved / "settlement.duckdb",
-            "--out",
-            tmp_path / "sim",
-            "-q",
+        result = simulate_cli(
+            fit_office, "--out", tmp_path / "sim", store=moved / "settlement.duckdb"
         )
     finally:
         away.rename(fit_office.out)

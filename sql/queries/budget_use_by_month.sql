@@ -1,6 +1,6 @@
 -- question: 某盟市某预算年度逐月的支付、累计使用和预算余额（元）
--- params:   league  盟市代码
---           year    预算年度起始年份，如 2025
+-- params:   league (league)  盟市代码
+--           year   (year)    预算年度起始年份，如 2025
 -- columns:  month, kind, run_id, parcels, paid_yuan, cumulative_yuan, budget_left_yuan
 WITH y AS (
     SELECT b.*, make_date(CAST($year AS INTEGER), b.year_start_month, 1) AS start_day

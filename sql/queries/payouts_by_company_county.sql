@@ -1,6 +1,6 @@
 -- question: 某盟市某月各企业、各旗县的受理件数和应付补贴（元）
--- params:   league  盟市代码，如 150700
---           month   结算月份 YYYY-MM（含该月的补充结算）
+-- params:   league (league)  盟市代码，如 150700
+--           month  (month)   结算月份 YYYY-MM（含该月的补充结算）
 -- columns:  company, county_code, parcels, gross_yuan, subsidy_yuan
 -- note:     money is exact: 分 × 0.01 gives DECIMAL 元, never a binary float
 SELECT company, county_code, COUNT(*) AS parcels,

@@ -1,7 +1,7 @@
 -- question: 本月单量比此前各月平均跳升的嘎查村（可能的刷单或错报）
--- params:   league  盟市代码
---           month   结算月份 YYYY-MM
---           factor  倍数阈值，如 3（本月单量 ≥ 此前月均 × factor 即列出）
+-- params:   league (league)  盟市代码
+--           month  (month)   结算月份 YYYY-MM
+--           factor (number)  倍数阈值，如 3（本月单量 ≥ 此前月均 × factor 即列出）
 -- columns:  village_code, county_code, parcels, earlier_months, earlier_average, ratio
 WITH monthly AS (
     SELECT village_code, county_code, month, COUNT(*) AS parcels

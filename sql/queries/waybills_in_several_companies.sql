@@ -1,6 +1,6 @@
 -- question: 同一运单号出现在多家企业日志中的情况（含被剔除的行）
--- params:   league  盟市代码
---           month   结算月份 YYYY-MM
+-- params:   league (league)  盟市代码
+--           month  (month)   结算月份 YYYY-MM
 -- columns:  waybill_no, companies, rows, paid_to, reasons
 WITH all_rows AS (
     SELECT waybill_no, company, 'PAID' AS outcome FROM ledger WHERE league = $league AND month = $month
