@@ -207,11 +207,14 @@ def _check_type(value: Any, kind: str, path: Path, key: str) -> Any:
     raise AssertionError(kind)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
+    """The TOML document in `path` (or `text`, named by `path` in messages)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if text is None else text
     except FileNotFoundError:
         raise ConfigError(path, "", "文件不存在") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "是目录，不是政策文件") from None
     except UnicodeDecodeError:
         raise ConfigError(path, "", "不是 UTF-8 编码的文本") from None
     try:
@@ -428,9 +431,16 @@ def _check_bands(name: str, bands: list[RateBand], path: Path, where: str) -> No
         )
 
 
-def load_policy(path: Path, villages: pl.DataFrame, leagues: pl.DataFrame) -> Policy:
-    """Load one policies/<league_code>.toml strictly."""
-    doc = _Table(_read_toml(path), path, "")
+def load_policy(
+    path: Path,
+    villages: pl.DataFrame,
+    leagues: pl.DataFrame,
+    text: str | None = None,
+    named_by_league: bool = True,
+) -> Policy:
+    """Load one policies/<league_code>.toml strictly (or `text`, named `path` in messages).
+    A variant for the policy simulator may have any file name (`named_by_league=False`)."""
+    doc = _Table(_read_toml(path, text), path, "")
     league = doc.get("league_code", "str")
     league_name = doc.get("league_name", "str")
     elig = _Table(doc.get("eligibility", "table", required=False, default={}), path, "eligibility")
@@ -441,7 +451,7 @@ def load_policy(path: Path, villages: pl.DataFrame, leagues: pl.DataFrame) -> Po
 
     if not LEAGUE_CODE_RE.fullmatch(league) or league not in set(leagues["code"]):
         raise ConfigError(path, "league_code", f"{league} 不是区划库中的盟市代码")
-    if path.stem != league:
+    if named_by_league and path.stem != league:
         raise ConfigError(path, "league_code", f"{league} 与文件名 {path.name} 不一致")
 
     codes = elig.get(

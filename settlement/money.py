@@ -97,3 +97,9 @@ def rmb_upper(fen: int) -> str:
     else:
         words += "整"
     return words
+
+
+def scale_yuan(value: Decimal, factor: Decimal) -> Decimal:
+    """value × factor floored to 6 decimals, the scale of every amount (a rate scaled by the
+    policy simulator: 0.15 × 1.2345 = 0.185175; 0.123457 × 0.5 = 0.061728)."""
+    return (value * factor).quantize(QUANTUM, rounding=ROUND_FLOOR)

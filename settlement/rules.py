@@ -20,7 +20,7 @@ from .config import Config, Policy
 from .ingest import LogStream, NotUtf8Error
 from .period import Month
 from .reasons import REASONS
-from .store import load_earlier
+from .store import Earlier, load_earlier, load_prior, nothing_settled_elsewhere
 
 DEC = pa.decimal128(18, 6)
 FAR_FUTURE = dt.date(9999, 12, 31)
@@ -250,6 +250,22 @@ def load_store(
     policy = cfg.policy(league)
     year_start = month.budget_year_start(policy.year_start_month)
     earlier = load_earlier(con, store, league, month, year_start, supplementary, month_ledgers)
+    load_earlier_paid(con, earlier)
+
+
+def load_given(
+    con: duckdb.DuckDBPyConnection, earlier: Earlier, prior_ledger: pa.Table | None = None
+) -> None:
+    """What load_store reads from the store, given instead (the policy simulator): nothing
+    settled elsewhere, the budget year's payments, and the ledger rows of the month's earlier
+    runs (a supplementary run's prior_units and prior_villages)."""
+    nothing_settled_elsewhere(con)
+    load_prior(con, prior_ledger)
+    load_earlier_paid(con, earlier)
+
+
+def load_earlier_paid(con: duckdb.DuckDBPyConnection, earlier: Earlier) -> None:
+    """Create `earlier_paid`: what the budget year paid around this run (sql/50_budget.sql)."""
     con.register(
         "_arrow_earlier_paid",
         pa.table(

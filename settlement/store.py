@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from . import journal
 from .catalog import apply_comments
@@ -454,28 +455,25 @@ def load_earlier(
         detach(con)
         earlier = Earlier(int(paid[0]), int(paid[1]), int(paid[2]) if supplementary else 0)
     else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE settled_elsewhere (waybill_no VARCHAR, "
-            "league_code VARCHAR, month VARCHAR, run_id VARCHAR)"
-        )
+        nothing_settled_elsewhere(con)
         earlier = Earlier()
-    files = [os.path.abspath(p) for p in (month_ledgers or [])] if supplementary else []
-    if files:
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE prior_units AS
-            SELECT unit_key, SUM(cost_yuan) AS cost_yuan, SUM(revenue_yuan) AS revenue_yuan,
-                   CAST(SUM(subsidy_fen) AS BIGINT) AS paid_fen
-            FROM read_parquet(?) GROUP BY unit_key
-            """,
-            [files],
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE prior_villages AS SELECT village_code, "
-            "COUNT(*) AS parcels FROM read_parquet(?) GROUP BY village_code",
-            [files],
-        )
-    else:
+    load_prior(con, [os.path.abspath(p) for p in (month_ledgers or [])] if supplementary else None)
+    return earlier
+
+
+def nothing_settled_elsewhere(con: duckdb.DuckDBPyConnection) -> None:
+    """Create an empty `settled_elsewhere`: no waybill of this run was paid before."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE settled_elsewhere (waybill_no VARCHAR, "
+        "league_code VARCHAR, month VARCHAR, run_id VARCHAR)"
+    )
+
+
+def load_prior(con: duckdb.DuckDBPyConnection, ledger: list[str] | pa.Table | None) -> None:
+    """Create `prior_units` and `prior_villages` from the ledger rows of the month's earlier
+    runs: their Parquet files, or an Arrow table with the ledger's unit_key, village_code,
+    cost_yuan, revenue_yuan and subsidy_fen (the policy simulator's); empty when none."""
+    if ledger is None or (isinstance(ledger, list) and not ledger):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE prior_units (unit_key VARCHAR, cost_yuan DECIMAL(38, 6), "
             "revenue_yuan DECIMAL(38, 6), paid_fen BIGINT)"
@@ -483,7 +481,30 @@ def load_earlier(
         con.execute(
             "CREATE OR REPLACE TEMP TABLE prior_villages (village_code VARCHAR, parcels BIGINT)"
         )
-    return earlier
+        return
+    if isinstance(ledger, pa.Table):
+        con.register("_prior_ledger", ledger)
+        source, params = "_prior_ledger", []
+    else:
+        source, params = "read_parquet(?)", [ledger]
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE prior_units AS
+            SELECT CAST(unit_key AS VARCHAR) AS unit_key, SUM(cost_yuan) AS cost_yuan,
+                   SUM(revenue_yuan) AS revenue_yuan, CAST(SUM(subsidy_fen) AS BIGINT) AS paid_fen
+            FROM {source} GROUP BY ALL
+            """,
+            params,
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE prior_villages AS SELECT CAST(village_code AS VARCHAR) "
+            f"AS village_code, COUNT(*) AS parcels FROM {source} GROUP BY ALL",
+            params,
+        )
+    finally:
+        if isinstance(ledger, pa.Table):
+            con.unregister("_prior_ledger")
 
 
 def _check_ledgers(
