@@ -85,12 +85,22 @@ def in_scope(user: User, league: str | None, company: str | None) -> bool:
     return league is None or league in user.leagues
 
 
+async def authenticated(request: Request) -> None:
+    """The API router's dependency: 401 before a body is even parsed (a request without a
+    session or token learns nothing about the route)."""
+    accounts: Accounts = request.app.state.portal.accounts
+    request.state.principal = identify(request, accounts)
+    if request.state.principal is None:
+        raise NotAuthenticated()
+
+
 async def authorize(
     request: Request, right: str, league: str | None = None, company: str | None = None
 ) -> Principal:
     """Every route's first line: the principal, or NotAuthenticated / Forbidden."""
-    accounts: Accounts = request.app.state.portal.accounts
-    principal = identify(request, accounts)
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = identify(request, request.app.state.portal.accounts)
     if principal is None:
         raise NotAuthenticated()
     if principal.via == "session" and request.method not in SAFE_METHODS:

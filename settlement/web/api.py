@@ -8,7 +8,7 @@ import json
 import shutil
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -16,11 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..errors import UsageError
-from .access import SESSION_COOKIE, authorize, client_address
+from .access import SESSION_COOKIE, authenticated, authorize, client_address
 from .accounts import SESSION_HOURS
 from .portal import NotFound, Portal
 
-router = APIRouter(prefix="/api", tags=["API"])
+router = APIRouter(prefix="/api", tags=["API"], dependencies=[Depends(authenticated)])
+#: Login is the one route open to anyone.
+public = APIRouter(prefix="/api", tags=["API"])
 CSV_BOM = "\ufeff"  # Excel opens UTF-8 CSV with Chinese correctly only with it
 
 
@@ -68,7 +70,7 @@ class LoginBody(BaseModel):
     password: str = Field(description="密码")
 
 
-@router.post("/login", summary="登录：返回会话 Cookie 和 CSRF 令牌")
+@public.post("/login", summary="登录：返回会话 Cookie 和 CSRF 令牌")
 async def login(request: Request, body: LoginBody):
     portal = portal_of(request)
     token, session = await run_in_threadpool(

@@ -247,6 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, handle)
     for kind in (SettlementError, NotAuthenticated, Forbidden):
         app.add_exception_handler(kind, handle)
+    app.include_router(api.public)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(pages_auditor.router)
