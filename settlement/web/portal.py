@@ -257,6 +257,21 @@ class Portal:
         )
         return rows[0]["league_code"] if rows else None
 
+    def file_names(self, league: str, month: str, company: str | None = None) -> dict[str, str]:
+        """Stored submission path -> the name it was uploaded with (for messages and listings:
+        a company knows its file by its own name, not by a hash)."""
+        rows = self.accounts.rows(
+            "SELECT path, company, original_name FROM submissions WHERE league_code = ? "
+            "AND month = ? AND (? IS NULL OR company = ?)",
+            (league, month, company, company),
+        )
+        return {
+            str(self.out / r["path"]): (
+                r["original_name"] if company else f"{r['company']}：{r['original_name']}"
+            )
+            for r in rows
+        }
+
     def submission_report(self, submission_id: int) -> dict | None:
         rows = self.accounts.rows("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         if not rows:
@@ -396,9 +411,15 @@ class Portal:
         if not files:
             raise RefusedError(f"盟市 {league} {month} 还没有任何企业提交投递日志，无法结算")
         job = Job(new_job_id(), league, str(month), who.user.name, replace, force)
+        names = self.file_names(league, str(month))
+
+        def say(text: str) -> None:
+            for path, name in names.items():
+                text = text.replace(path, name)
+            job.say(text)
 
         def work(job: Job) -> dict:
-            job.say(f"等待结算库空闲（共 {len(files)} 个企业的提交）")
+            say(f"等待结算库空闲（共 {len(files)} 个企业的提交）")
             with self.store_access(wait=600):
                 result = settle_month(
                     self.cfg,
@@ -407,7 +428,7 @@ class Portal:
                     files,
                     self.out,
                     self.store,
-                    job.say,
+                    say,
                     replace=replace,
                     force=force,
                     actor=who.actor,
@@ -523,29 +544,18 @@ class Portal:
         files = sorted((self.out / partition("rejects", league, str(month))).glob("*.parquet"))
         if not files:
             raise NotFound(f"盟市 {league} {month} 尚未结算，没有剔除清单")
-        own = [
-            str(self.out / r["path"])
-            for r in self.accounts.rows(
-                "SELECT DISTINCT path FROM submissions WHERE league_code = ? AND month = ? "
-                "AND company = ?",
-                (league, str(month), company),
-            )
-        ]
-        names = {
-            str(self.out / r["path"]): r["original_name"]
-            for r in self.accounts.rows(
-                "SELECT path, original_name FROM submissions WHERE league_code = ? AND month = ? "
-                "AND company = ?",
-                (league, str(month), company),
-            )
-        }
+        names = self.file_names(league, str(month), company)
         frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
         mine = frame.filter(
             (pl.col("company").cast(pl.String).str.strip_chars() == company)
-            | pl.col("source_file").cast(pl.String).is_in(own)
+            | pl.col("source_file").cast(pl.String).is_in(list(names))
         )
+        detail = pl.col("detail").cast(pl.String)
+        for path, name in names.items():
+            detail = detail.str.replace_all(path, name, literal=True)
         return mine.with_columns(
-            pl.col("source_file").cast(pl.String).replace(names).alias("source_file")
+            pl.col("source_file").cast(pl.String).replace(names).alias("source_file"),
+            detail.alias("detail"),
         ).drop("run_id", strict=False)
 
     def reconcile(
