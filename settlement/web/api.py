@@ -39,6 +39,16 @@ def as_json(data: Any, status: int = 200) -> Response:
     )
 
 
+def multipart(field: str) -> dict:
+    """The OpenAPI description of a route that reads one uploaded file from its form itself."""
+    schema = {
+        "type": "object",
+        "properties": {field: {"type": "string", "format": "binary"}},
+        "required": [field],
+    }
+    return {"requestBody": {"content": {"multipart/form-data": {"schema": schema}}}}
+
+
 def upload_field(form, name: str) -> UploadFile:
     value = form.get(name)
     if not isinstance(value, UploadFile):
@@ -142,19 +152,7 @@ async def status(request: Request, league: str, year: int):
 @router.post(
     "/submissions",
     summary="企业提交某月投递日志，返回校验报告（同 settle validate）",
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                        "required": ["file"],
-                    }
-                }
-            }
-        }
-    },
+    openapi_extra=multipart("file"),
 )
 async def submit(request: Request, league: str, month: str):
     who = await authorize(request, "submit")
@@ -343,19 +341,7 @@ async def rejects(request: Request, league: str, month: str, name: str):
 @router.post(
     "/reconcile",
     summary="企业上传申报文件，与已结算月份逐行对账，返回各状态的行数和金额",
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"claim": {"type": "string", "format": "binary"}},
-                        "required": ["claim"],
-                    }
-                }
-            }
-        }
-    },
+    openapi_extra=multipart("claim"),
 )
 async def reconcile_claim(request: Request, league: str, month: str):
     who = await authorize(request, "reconcile")

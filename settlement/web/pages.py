@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..clock import today
-from ..errors import RefusedError, SettlementError, UsageError
+from ..errors import RefusedError, UsageError
 from .access import SESSION_COOKIE, authorize, client_address, identify
 from .accounts import BadLogin, Throttled
 from .api import set_session_cookie, upload_field
@@ -311,8 +311,6 @@ async def void(request: Request, league: str, month: str):
         )
     except (RefusedError, UsageError) as exc:
         return await month_page(request, league, month, who, 409, error=str(exc))
-    except SettlementError:
-        raise
     stale = "；".join(f"{s['league']} {s['month']}" for s in result["stale"])
     return await month_page(
         request,

@@ -43,7 +43,6 @@ from .accounts import Accounts, User, portal_db
 from .jobs import Job, Jobs, new_job_id
 
 DEFAULT_UPLOAD_MB = 200
-RUN_STATE = {"current": "有效", "superseded": "已被取代", "voided": "已作废"}
 
 
 @dataclass
@@ -207,7 +206,11 @@ class Portal:
         files = self._statements(league, str(month))["files"]
         row["statement_files"] = sorted(files)
         row["runs"] = [
-            r | {"status_text": RUN_STATE[r["status"]], "finished": local_text(r["finished_at"])}
+            r
+            | {
+                "status_text": audit.STATUS_TEXT[r["status"]],
+                "finished": local_text(r["finished_at"]),
+            }
             for r in self._runs(league)
             if r["month"] == str(month)
         ]
