@@ -862,25 +862,13 @@ def runs(league, month, store) -> None:
 def status(league, year, store) -> None:
     """Per month of a budget year: state (已结算, 已封存, 需重算), what was paid, budget used
     and budget left — with the budget the runs were settled under, as the store recorded it."""
-    from .store import league_budget, require_store, stale_months, year_payments
+    from .store import budget_year, require_store
 
     require_store(store)
-    recorded = league_budget(store, league)
-    if recorded is None:
-        raise UsageError(f"结算库 {store} 中没有盟市 {league} 的结算记录")
-    start = Month(year, recorded["year_start_month"])
-    paid = {r["month"]: r for r in year_payments(store, league, start)}
-    latest = paid[max(paid)] if paid else None
-    annual = (
-        latest["annual_budget_fen"]
-        if latest and latest["annual_budget_fen"] is not None
-        else recorded["annual_budget_fen"]
-    )
-    rule = latest["budget_rule"] if latest and latest["budget_rule"] else recorded["budget_rule"]
-    stale = {s["month"] for s in stale_months(store) if s["league_code"] == league}
+    year_ = budget_year(store, league, year)
     click.echo(
-        f"{recorded['league_name']}（{league}）预算年度 {start} 至 {start.shift(11)}："
-        f"年度预算 {format_yuan(annual)} 元，规则 {rule}（结算时记录）"
+        f"{year_['league_name']}（{league}）预算年度 {year_['start']} 至 {year_['end']}："
+        f"年度预算 {format_yuan(year_['annual_fen'])} 元，规则 {year_['rule']}（结算时记录）"
     )
     widths = (9, 10, -12, -16, -14, -16, -16)
     click.echo(
@@ -897,31 +885,28 @@ def status(league, year, store) -> None:
             ],
         )
     )
-    used = 0
-    for k in range(12):
-        month = start.shift(k)
-        r = paid.get(str(month))
-        if r is None:
-            click.echo(_row((9,), [str(month)]) + "未结算")
+    for m in year_["months"]:
+        if m["state"] is None:
+            click.echo(_row((9,), [m["month"]]) + "未结算")
             continue
-        used += r["paid_fen"]
-        state = "需重算" if str(month) in stale else ("已封存" if r["sealed"] else "已结算")
         click.echo(
             _row(
                 widths,
                 [
-                    str(month),
-                    state,
-                    f"{r['parcels']:,}",
-                    format_yuan(r["regular_fen"] or 0),
-                    format_yuan(r["supplementary_fen"]),
-                    format_yuan(used),
-                    format_yuan(annual - used),
+                    m["month"],
+                    m["state"],
+                    f"{m['parcels']:,}",
+                    format_yuan(m["regular_fen"]),
+                    format_yuan(m["supplementary_fen"]),
+                    format_yuan(m["used_fen"]),
+                    format_yuan(m["left_fen"]),
                 ],
             )
         )
-    click.echo(f"合计已用 {format_yuan(used)} 元，预算余额 {format_yuan(annual - used)} 元")
-    if stale & {str(start.shift(k)) for k in range(12)}:
+    click.echo(
+        f"合计已用 {format_yuan(year_['used_fen'])} 元，预算余额 {format_yuan(year_['left_fen'])} 元"
+    )
+    if year_["stale"]:
         click.echo(
             "需重算的月份：以已被取代或作废的批次为由剔除了运单，请用 settle run --replace 重新结算"
         )
@@ -1207,6 +1192,213 @@ def _print_simulation(sim) -> None:
         click.echo(f"  {sentence}")
     for path in sim.files:
         click.echo(f"  已写出 {path}")
+
+
+# --------------------------------------------------------------------------- the portal (SPEC §11)
+
+
+@main.command()
+@out_option("输出目录：结算输出，以及企业在门户提交的日志（submissions/）。")
+@store_path_option(
+    "结算库，默认 <out>/settlement.duckdb；门户的账户、会话和提交记录在其旁的 <store>.portal.sqlite。"
+)
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址。")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--upload-limit-mb",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="一次上传的文件大小上限（MB）。",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="信任其 X-Forwarded-For / X-Forwarded-Proto 的反向代理地址（逗号分隔）。",
+)
+@friendly
+def serve(out_dir, store, config_dir, host, port, upload_limit_mb, forwarded_allow_ips) -> None:
+    """The web portal: companies submit logs and download their own statements, the office
+    settles and seals months, auditors query — each in a browser, each seeing only its own.
+    JSON API with an OpenAPI page at /docs. Create the first account with `settle user add`."""
+    import uvicorn
+
+    from .web.app import create_app
+    from .web.portal import Settings
+
+    store = store if store is not None else out_dir / "settlement.duckdb"
+    settings = Settings(out_dir, store, config_dir, upload_limit=upload_limit_mb * 1024 * 1024)
+    app = create_app(settings)
+    if not app.state.portal.accounts.users():
+        click.echo(
+            "提示：还没有任何账户，请先用 settle user add NAME --role admin --league L 创建管理员",
+            err=True,
+        )
+    click.echo(f"门户已启动：http://{host}:{port}/（按 Ctrl+C 停止）", err=True)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="info",
+    )
+
+
+@main.group()
+def user() -> None:
+    """Portal accounts (settle serve): add, token, list, revoke, disable, enable, password.
+
+    Accounts live beside the store in <store>.portal.sqlite; passwords are argon2 hashes,
+    API tokens are kept only as hashes and are shown once."""
+
+
+def _accounts(store: Path):
+    from .web.accounts import Accounts, portal_db
+
+    return Accounts(portal_db(store))
+
+
+def _password(confirm: bool = True) -> str:
+    """The password: asked twice on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("密码", hide_input=True, confirmation_prompt=confirm and "再次输入密码")
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError(
+            "没有从标准输入读到密码（例如：printf '%s\\n' \"$PW\" | settle user add …）"
+        )
+    return line.rstrip("\r\n")
+
+
+def _leagues(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        _league(_ctx, _param, value)
+    return values
+
+
+@user.command("add")
+@click.argument("name")
+@click.option(
+    "--role", required=True, type=click.Choice(["admin", "company", "auditor"]), help="角色。"
+)
+@click.option(
+    "--league",
+    "leagues",
+    multiple=True,
+    callback=_leagues,
+    help="管理员、审计人员管辖的盟市（可重复）。",
+)
+@click.option("--company", default=None, help="企业用户的企业编码，如 ZTO。")
+@store_option
+@config_option
+@friendly
+def user_add(name, role, leagues, company, store, config_dir) -> None:
+    """Create a portal account; the password is read from standard input (asked twice on a
+    terminal)."""
+    cfg = load_config(config_dir)
+    if company is not None and company not in cfg.companies:
+        raise UsageError(f"企业编码 {company} 未在 companies.toml 中登记")
+    for league in leagues:
+        cfg.policy(league)
+    accounts = _accounts(store)
+    created = accounts.add_user(
+        name, role, _password(), tuple(leagues), company, actor=_cli_actor()
+    )
+    scope = f"企业 {created.company}" if created.company else f"盟市 {'、'.join(created.leagues)}"
+    click.echo(f"已创建用户 {created.name}（{created.role_text}，{scope}）")
+
+
+def _cli_actor() -> str:
+    from .events import Actor
+
+    return Actor.cli().name
+
+
+@user.command("token")
+@click.argument("name")
+@store_option
+@friendly
+def user_token(name, store) -> None:
+    """A new API token for NAME (for company systems: Authorization: Bearer TOKEN), printed
+    alone on the last line. Only its hash is kept: it cannot be shown again."""
+    accounts = _accounts(store)
+    token = accounts.new_token(name, actor=_cli_actor())
+    number = accounts.tokens(name)[-1]["id"]
+    click.echo(f"已为用户 {name} 生成 API 令牌（编号 {number}，只显示这一次，请妥善保存）：")
+    click.echo(token)
+
+
+@user.command("list")
+@store_option
+@friendly
+def user_list(store) -> None:
+    """Every account and its API tokens (number, first characters, created, revoked)."""
+    import json
+
+    from .clock import local_text
+    from .web.accounts import ROLES
+
+    accounts = _accounts(store)
+    users = accounts.users()
+    if not users:
+        click.echo("还没有任何账户")
+        return
+    for u in users:
+        scope = u["company"] or "、".join(json.loads(u["leagues"]))
+        state = "" if u["active"] else "  已停用"
+        click.echo(f"{u['name']}  {ROLES[u['role']]}  {scope}{state}")
+        for t in accounts.tokens(u["name"]):
+            revoked = f"已吊销 {local_text(t['revoked_at'])}" if t["revoked_at"] else "有效"
+            used = local_text(t["last_used_at"]) if t["last_used_at"] else "未使用"
+            click.echo(
+                f"    令牌 {t['id']}  {t['prefix']}…  生成 {local_text(t['created_at'])}  {revoked}  最近使用 {used}"
+            )
+
+
+@user.command("revoke")
+@click.argument("token_id", type=int)
+@store_option
+@friendly
+def user_revoke(token_id, store) -> None:
+    """Revoke API token number TOKEN_ID (see settle user list); it stops working at once."""
+    result = _accounts(store).revoke_token(token_id, actor=_cli_actor())
+    click.echo(
+        f"令牌 {token_id}（用户 {result['user']}）"
+        + ("此前已吊销" if result["already"] else "已吊销，立即失效")
+    )
+
+
+@user.command("disable")
+@click.argument("name")
+@store_option
+@friendly
+def user_disable(name, store) -> None:
+    """Disable an account: its sessions end and its tokens stop working at once."""
+    _accounts(store).set_active(name, False, actor=_cli_actor())
+    click.echo(f"已停用用户 {name}；其会话和 API 令牌立即失效")
+
+
+@user.command("enable")
+@click.argument("name")
+@store_option
+@friendly
+def user_enable(name, store) -> None:
+    """Enable a disabled account again."""
+    _accounts(store).set_active(name, True, actor=_cli_actor())
+    click.echo(f"已启用用户 {name}")
+
+
+@user.command("password")
+@click.argument("name")
+@store_option
+@friendly
+def user_password(name, store) -> None:
+    """Set a new password (standard input, or asked twice on a terminal); sessions end."""
+    _accounts(store).set_password(name, _password(), actor=_cli_actor())
+    click.echo(f"已为用户 {name} 设置新密码；其已登录的会话已结束")
 
 
 if __name__ == "__main__":

@@ -963,3 +963,58 @@ def league_budget(store: Path, league: str) -> dict | None:
     except duckdb.CatalogException:  # no run has written the reference tables yet
         return None
     return rows[0] if rows else None
+
+
+def budget_year(store: Path, league: str, year: int) -> dict:
+    """`settle status` and the portal: per month of a budget year its state (已结算, 已封存,
+    需重算 or none), parcels, regular and supplementary 分, the year's use so far and the budget
+    left — under the budget the runs were settled with, as the store recorded it."""
+    recorded = league_budget(store, league)
+    if recorded is None:
+        raise UsageError(f"结算库 {store} 中没有盟市 {league} 的结算记录")
+    start = Month(year, recorded["year_start_month"])
+    paid = {r["month"]: r for r in year_payments(store, league, start)}
+    latest = paid[max(paid)] if paid else None
+    annual = (
+        latest["annual_budget_fen"]
+        if latest and latest["annual_budget_fen"] is not None
+        else recorded["annual_budget_fen"]
+    )
+    rule = latest["budget_rule"] if latest and latest["budget_rule"] else recorded["budget_rule"]
+    stale = {s["month"] for s in stale_months(store) if s["league_code"] == league}
+    months, used = [], 0
+    for k in range(12):
+        month = str(start.shift(k))
+        r = paid.get(month)
+        if r is None:
+            months.append({"month": month, "state": None})
+            continue
+        used += r["paid_fen"]
+        months.append(
+            {
+                "month": month,
+                "state": "需重算" if month in stale else ("已封存" if r["sealed"] else "已结算"),
+                "parcels": r["parcels"],
+                "regular_fen": r["regular_fen"] or 0,
+                "supplementary_fen": r["supplementary_fen"],
+                "used_fen": used,
+                "left_fen": annual - used,
+            }
+        )
+    return {
+        "league_code": league,
+        "league_name": recorded["league_name"],
+        "start": str(start),
+        "end": str(start.shift(11)),
+        "annual_fen": annual,
+        "rule": rule,
+        "months": months,
+        "used_fen": used,
+        "left_fen": annual - used,
+        "stale": sorted(stale & {m["month"] for m in months}),
+    }
+
+
+def list_events(store: Path, limit: int = 500) -> list[dict]:
+    """The store's events (who changed what, when, from where), newest first."""
+    return _query(store, "SELECT * FROM events ORDER BY seq DESC LIMIT ?", [limit])

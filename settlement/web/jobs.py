@@ -1,0 +1,139 @@
+"""Settling a month from the portal: a background thread whose progress the page polls.
+
+One run at a time per store. A run of a month that already has a current run stops at the
+comparison (ReplaceRefused, state `confirm`) until the administrator confirms the replacement;
+a month not yet ended, or logs that mostly belong elsewhere, stop at `refused` with `forceable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..clock import local_text, now_utc
+from ..errors import RefusedError, ReplaceRefused, SettlementError
+
+log = logging.getLogger("settlement.web")
+
+#: The CLI's options named in the engine's refusals, as the page's buttons.
+BROWSER_HINTS = (
+    ("确认要替换该月结算请加 --replace", "确认要替换该月结算，请核对下表后点击“确认替换”"),
+    ("确认无误请加 --force", "确认无误可点击“仍然结算”"),
+    ("确需提前结算请加 --force", "确需提前结算可点击“仍然结算”"),
+    ("如确需更改，请加 --force，并", "如确需更改，可点击“仍然结算”，并"),
+    (
+        "请用 settle run --supplementary 补充结算",
+        "请由管理员用命令行补充结算（settle run --supplementary）",
+    ),
+    ("settle run --replace", "重新结算"),
+)
+
+
+def for_browser(message: str) -> str:
+    """An engine message with the CLI's options replaced by what the page offers."""
+    for cli, page in BROWSER_HINTS:
+        message = message.replace(cli, page)
+    return message
+
+
+@dataclass
+class Job:
+    id: str
+    league: str
+    month: str
+    user: str
+    replace: bool
+    force: bool
+    state: str = "running"  # running | done | confirm | refused | failed
+    messages: list[dict] = field(default_factory=list)
+    result: dict | None = None
+    error: str | None = None
+    forceable: bool = False
+    changes: list[dict] = field(default_factory=list)
+    started_at: str = field(default_factory=lambda: local_text(now_utc()))
+    finished_at: str | None = None
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def say(self, text: str) -> None:
+        self.messages.append({"at": local_text(now_utc()), "text": text})
+
+    def public(self) -> dict:
+        """What the page and the API show."""
+        return {
+            "job": self.id,
+            "league": self.league,
+            "month": self.month,
+            "user": self.user,
+            "replace": self.replace,
+            "force": self.force,
+            "state": self.state,
+            "messages": self.messages,
+            "result": self.result,
+            "error": self.error,
+            "forceable": self.forceable,
+            "changes": self.changes,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+class Jobs:
+    """The runs started from the portal since it started (kept in memory; the store records
+    every run that was published)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def running(self) -> Job | None:
+        return next((j for j in self._jobs.values() if j.state == "running"), None)
+
+    def start(self, job: Job, work: Callable[[Job], dict]) -> Job:
+        """Run `work(job)` in a thread; refused while another run is in progress."""
+        with self._lock:
+            busy = self.running()
+            if busy is not None:
+                raise RefusedError(
+                    f"{busy.user} 于 {busy.started_at} 开始的结算（盟市 {busy.league} "
+                    f"{busy.month}）尚未结束；同一时间只能进行一个结算，请稍后再试"
+                )
+            self._jobs[job.id] = job
+        thread = threading.Thread(
+            target=self._run, args=(job, work), name=f"settle-{job.id}", daemon=True
+        )
+        thread.start()
+        return job
+
+    @staticmethod
+    def _run(job: Job, work: Callable[[Job], dict]) -> None:
+        try:
+            job.result = work(job)
+            job.state = "done"
+        except ReplaceRefused as exc:
+            job.state = "confirm"
+            job.error = for_browser(str(exc))
+            job.changes = exc.changes
+        except RefusedError as exc:
+            job.state = "refused"
+            job.forceable = "--force" in str(exc) and not job.force
+            job.error = for_browser(str(exc))
+        except SettlementError as exc:
+            job.state = "failed"
+            job.error = for_browser(str(exc))
+        except Exception as exc:  # noqa: BLE001 - shown on the page, logged in full
+            log.exception("run %s failed", job.id)
+            job.state = "failed"
+            job.error = f"内部错误：{type(exc).__name__}: {exc}（详细信息见服务器日志）"
+        finally:
+            job.finished_at = local_text(now_utc())
+            job.done.set()
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)
