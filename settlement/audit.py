@@ -26,6 +26,7 @@ from .screen import table
 from .store import (
     EMPTY_PAID,
     STALE_SQL,
+    connect_file,
     refresh_views,
     resolve_out,
     search_path,
@@ -81,13 +82,8 @@ def open_readonly(store: Path) -> duckdb.DuckDBPyConnection:
     relative paths resolved against the store's own directory (wherever it now is)."""
     upgrade(store)
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    try:
-        con = duckdb.connect(str(store), read_only=True, config=config)
-        bound(con)
-    except duckdb.Error as exc:
-        raise SettlementError(
-            f"无法以只读方式打开结算库 {store}：{str(exc).splitlines()[0]}"
-        ) from None
+    con = connect_file(store, True, "无法以只读方式打开结算库", config)
+    bound(con)
     dirs = {str(store_root(store)) + "/"}
     dirs |= {
         str(resolve_out(store, r[0])) + "/"

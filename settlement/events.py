@@ -26,14 +26,15 @@ class Actor:
 
     @classmethod
     def cli(cls) -> Actor:
-        """The person at this shell: $SETTLE_USER, else the login name."""
+        """The person at this shell: $SETTLE_USER, else the login name; from $SETTLE_ORIGIN
+        (the portal sets it for the runs it starts), else `cli@host`."""
         name = os.environ.get("SETTLE_USER")
         if not name:
             try:
                 name = getpass.getuser()
             except (KeyError, OSError):  # no passwd entry in some containers
                 name = f"uid{os.getuid()}"
-        return cls(name, f"cli@{socket.gethostname()}")
+        return cls(name, os.environ.get("SETTLE_ORIGIN") or f"cli@{socket.gethostname()}")
 
 
 def record_event(

@@ -35,7 +35,7 @@ from .errors import ConfigError, RefusedError, SettlementError, UsageError
 from .money import QUANTUM, format_yuan, scale_yuan
 from .period import Month
 from .rules import READ, SETTLE, load_config, load_given, run_sql
-from .store import Earlier, require_store, resolve_out
+from .store import Earlier, connect_readonly, resolve_out
 
 Progress = Callable[[str], None] | None
 
@@ -207,11 +207,7 @@ def plan(store: Path, league: str, first: Month, last: Month) -> Plan:
     """Read the store (read-only): the current runs of the league, in the order recorded."""
     if last < first:
         raise UsageError(f"起始月份 {first} 晚于结束月份 {last}")
-    require_store(store)
-    try:
-        con = duckdb.connect(str(store), read_only=True)
-    except duckdb.Error as exc:
-        raise SettlementError(f"无法读取结算库 {store}：{str(exc).splitlines()[0]}") from None
+    con = connect_readonly(store)
     try:
         cursor = con.execute(
             """

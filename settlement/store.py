@@ -15,6 +15,7 @@ new place and never reads the old one.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -305,15 +306,37 @@ def _migrate(con: duckdb.DuckDBPyConnection, store: Path) -> None:
         con.execute("COMMIT")
 
 
+def busy_wait() -> float:
+    """Seconds a connection waits while another process holds the store (a run recording
+    itself, a long query): $SETTLE_BUSY_WAIT, default 30."""
+    return float(os.environ.get("SETTLE_BUSY_WAIT", "30"))
+
+
+def connect_file(
+    path: Path, read_only: bool, what: str, config: dict | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Connect to the store file. DuckDB lets one process write or several read: while another
+    process holds the store the other way, wait (up to busy_wait()), then say so plainly."""
+    deadline = time.monotonic() + busy_wait()
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            if "lock" in first.lower() and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            raise SettlementError(f"{what} {path}：{first}") from None
+
+
 def open_store(path: Path) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the store for writing, with every migration applied."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path))
-        bound(con)
-        search_path(con, path)
-    except duckdb.IOException as exc:
-        raise SettlementError(f"无法打开结算库 {path}：{str(exc).splitlines()[0]}") from None
+    con = connect_file(path, False, "无法打开结算库")
+    bound(con)
+    search_path(con, path)
     _migrate(con, path)
     return con
 
@@ -322,12 +345,7 @@ def upgrade(store: Path) -> None:
     """Before reading a store: it exists (else exit 2), and a store written by an older version
     gets its pending migrations (under the writer's lock), so every reader sees one schema."""
     require_store(store)
-    try:
-        con = duckdb.connect(str(store), read_only=True)
-    except duckdb.Error as exc:
-        raise SettlementError(
-            f"无法以只读方式打开结算库 {store}：{str(exc).splitlines()[0]}"
-        ) from None
+    con = connect_file(store, True, "无法以只读方式打开结算库")
     try:
         done = con.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchall()
     except duckdb.CatalogException:
@@ -344,11 +362,8 @@ def upgrade(store: Path) -> None:
 def connect_readonly(store: Path) -> duckdb.DuckDBPyConnection:
     """An existing store opened read-only, its views reading from wherever the store now is."""
     upgrade(store)
-    try:
-        con = duckdb.connect(str(store), read_only=True)
-        bound(con)
-    except duckdb.Error as exc:
-        raise SettlementError(f"无法读取结算库 {store}：{str(exc).splitlines()[0]}") from None
+    con = connect_file(store, True, "无法以只读方式打开结算库")
+    bound(con)
     search_path(con, store)
     return con
 

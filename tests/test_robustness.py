@@ -237,7 +237,8 @@ def test_two_runs_at_once_never_both_write(months, tmp_path):
     assert cli("verify", "--out", out).exit_code == 0
 
 
-def test_store_held_by_another_program_is_a_clear_message(months, tmp_path):
+def test_store_held_by_another_program_is_a_clear_message(months, tmp_path, monkeypatch):
+    monkeypatch.setenv("SETTLE_BUSY_WAIT", "0.5")
     cfg, feb, *_ = months
     out = tmp_path / "out"
     assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
@@ -378,3 +379,38 @@ def test_hostile_files_lose_no_row_in_a_run(tmp_path, months):
             == manifest["counts"]["parcels"] + manifest["counts"]["rejects"]
         )
         assert manifest["inputs"][0]["rows"] == manifest["counts"]["rows_in"], name
+
+
+def test_a_reader_waits_while_another_process_briefly_writes(months, tmp_path):
+    """DuckDB lets one process write or several read: a query started while a run records
+    itself waits for it (up to SETTLE_BUSY_WAIT) instead of failing."""
+    cfg, feb, *_ = months
+    out = tmp_path / "out"
+    assert settle_subprocess(cfg, out, "2025-02", feb).returncode == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('ok', flush=True); time.sleep(1.5); c.close(); time.sleep(30)",
+            str(out / "settlement.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        started = time.monotonic()
+        result = cli(
+            "sql",
+            "SELECT COUNT(*) AS n FROM runs",
+            "--store",
+            out / "settlement.duckdb",
+            "--format",
+            "csv",
+        )
+        assert (result.exit_code, result.output) == (0, "n\n1\n")
+        assert time.monotonic() - started >= 1.0  # it waited for the writer
+    finally:
+        holder.kill()
+        holder.wait()

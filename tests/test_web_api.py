@@ -11,6 +11,7 @@ import inspect
 import json
 import re
 import sqlite3
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -399,6 +400,31 @@ def test_a_second_run_shows_the_change_and_replaces_only_when_confirmed(world):
     assert world.as_("admin_other").get(f"/api/jobs/{job}").status_code == 403
 
 
+def test_pages_answer_while_a_run_is_in_progress(world):
+    """The run settles in a child process: while it waits for the store (here another
+    process's lock, held by this test), the pages keep answering."""
+    from settlement.lock import store_lock
+
+    client = world.as_("admin1")
+    with store_lock(world.settings.store):
+        r = client.post("/api/runs", json={"league": L, "month": M, "replace": True, "wait": False})
+        assert r.status_code == 202
+        job = world.app.state.portal.jobs.get(r.json()["job"])
+        deadline = time.monotonic() + 60
+        while not any("另一个任务正在使用结算库" in m["text"] for m in job.messages):
+            assert time.monotonic() < deadline and job.state == "running", job.public()
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert world.as_("zto").get(f"/api/months?league={L}").status_code == 200
+        assert client.get(f"/months/{L}/{M}").status_code == 200
+        assert time.monotonic() - started < 5
+        assert job.state == "running"
+    job.done.wait(60)
+    assert job.state == "done", job.public()
+    assert job.result["superseded"] == world.run_id
+    world.run_id = job.result["run_id"]
+
+
 def test_a_run_without_submissions_or_of_an_unfinished_month_is_refused(world):
     client = world.as_("admin1")
     r = client.post("/api/runs", json={"league": L, "month": "2025-01"})
@@ -561,7 +587,7 @@ def test_the_auditor_verifies_and_explains(world):
 def test_the_event_log_says_who_did_what_from_where(world):
     data = world.as_("auditor").get("/api/events").json()
     runs = [e for e in data["store"] if e["action"] in ("run", "replace_run")]
-    assert [e["action"] for e in runs] == ["replace_run", "run"]
+    assert [e["action"] for e in runs] == ["replace_run", "replace_run", "run"]
     assert {(e["actor"], e["origin"]) for e in runs} == {("admin1", "portal@testclient")}
     portal = {(e["actor"], e["action"]) for e in data["portal"]}
     assert {

@@ -1,6 +1,9 @@
 """Settling a month from the portal: a background thread whose progress the page polls.
 
-One run at a time per store. A run of a month that already has a current run stops at the
+The settlement itself runs in a child process (`settle_in_child`): its memory is its own, and
+the portal's pages keep reading the store meanwhile (DuckDB admits one configuration per file
+and process; across processes, readers and the run's brief final write wait for each other —
+`store.connect_file`). One run at a time per store. A run of a month that already has a current run stops at the
 comparison (ReplaceRefused, state `confirm`) until the administrator confirms the replacement;
 a month not yet ended, or logs that mostly belong elsewhere, stop at `refused` with `forceable`.
 """
@@ -137,3 +140,103 @@ class Jobs:
 
 def new_job_id() -> str:
     return secrets.token_hex(8)
+
+
+# --------------------------------------------------------------------------- the child process
+
+
+def _child(queue, request: dict) -> None:
+    """In the child: settle the month, sending ("say", text) while it works and one final
+    message: ("done", summary), ("confirm", message, changes), ("refused", message) or
+    ("failed", message)."""
+    try:
+        from ..config import load_config
+        from ..engine import settle_month
+        from ..events import Actor
+        from ..period import Month
+
+        cfg = load_config(request["config_dir"])
+        result = settle_month(
+            cfg,
+            request["league"],
+            Month.parse(request["month"]),
+            request["files"],
+            request["out"],
+            request["store"],
+            lambda text: queue.put(("say", text)),
+            replace=request["replace"],
+            force=request["force"],
+            actor=Actor(*request["actor"]),
+        )
+        queue.put(("done", summary(result)))
+    except ReplaceRefused as exc:
+        queue.put(("confirm", str(exc), exc.changes))
+    except RefusedError as exc:
+        queue.put(("refused", str(exc)))
+    except SettlementError as exc:
+        queue.put(("failed", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which logs it
+        import traceback
+
+        queue.put(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+
+def summary(result) -> dict:
+    """What the page and the API show of a finished run."""
+    m = result.manifest
+    return {
+        "run_id": result.run_id,
+        "superseded": result.superseded,
+        "rows_in": m["counts"]["rows_in"],
+        "parcels": m["counts"]["parcels"],
+        "rejects": m["counts"]["rejects"],
+        "by_reason": m["counts"]["by_reason"],
+        "gross_fen": m["totals"]["gross_fen"],
+        "breakeven_reduction_fen": m["totals"]["breakeven_reduction_fen"],
+        "budget_reduction_fen": m["totals"]["budget_reduction_fen"],
+        "subsidy_fen": m["totals"]["subsidy_fen"],
+        "budget_available_fen": m["budget"]["available_fen"],
+        "changes": result.changes,
+        "stale": [
+            {"league": s["league_code"], "month": s["month"], "waybills": s["waybills"]}
+            for s in result.stale
+        ],
+    }
+
+
+def settle_in_child(request: dict, say: Callable[[str], None]) -> dict:
+    """Run `engine.settle_month` in a child process (spawned, not forked: the portal has
+    threads); relay its progress to `say`; return its summary or raise what it raised."""
+    import multiprocessing
+    import queue as queues
+
+    context = multiprocessing.get_context("spawn")
+    channel = context.Queue()
+    child = context.Process(target=_child, args=(channel, request), name="settle-run", daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                message = channel.get(timeout=0.5)
+            except queues.Empty:
+                if not child.is_alive():
+                    raise SettlementError(
+                        f"结算进程意外退出（退出码 {child.exitcode}），未发布任何结果；请查看服务器日志"
+                    ) from None
+                continue
+            kind = message[0]
+            if kind == "say":
+                say(message[1])
+            elif kind == "done":
+                return message[1]
+            elif kind == "confirm":
+                raise ReplaceRefused(message[1], message[2], [])
+            elif kind == "refused":
+                raise RefusedError(message[1])
+            elif kind == "failed":
+                raise SettlementError(message[1])
+            else:
+                log.error("run failed in the child process:\n%s", message[2])
+                raise SettlementError(f"内部错误：{message[1]}（详细信息见服务器日志）")
+    finally:
+        child.join(timeout=30)

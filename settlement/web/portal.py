@@ -3,9 +3,11 @@ settlement rule and no SQL (the auditors' sandbox excepted, which is `audit.run_
 
 The DuckDB store admits, within one process, only one connection configuration at a time (a
 read-write connection and a read-only one on the same file conflict, and so do two read-only
-ones with different settings). So every use of the store from the portal goes through
-`store_access()`, one at a time; a run holds it from start to end, and a page that cannot have
-it within a few seconds says the store is busy (503) instead of waiting.
+ones with different settings). So every use of the store from the portal process goes through
+`store_access()`, one at a time, and a page that cannot have it within a few seconds says the
+store is busy (503) instead of waiting. A run is settled in a child process (`jobs`), so pages
+keep working meanwhile; across processes DuckDB's own file lock decides, and a connection waits
+briefly for the other side (`store.connect_file`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import polars as pl
 from .. import audit, explain, lock, months, reconcile, statements
 from ..clock import local_text, now_utc
 from ..config import load_config
-from ..engine import settle_month, validate_logs
+from ..engine import validate_logs
 from ..errors import InputFileError, RefusedError, SettlementError, UsageError
 from ..events import Actor
 from ..outputs import partition
@@ -40,7 +42,7 @@ from ..store import (
 )
 from . import submissions as sub
 from .accounts import Accounts, User, portal_db
-from .jobs import Job, Jobs, new_job_id
+from .jobs import Job, Jobs, new_job_id, settle_in_child
 
 DEFAULT_UPLOAD_MB = 200
 
@@ -61,7 +63,7 @@ class Busy(SettlementError):
     """The store is in use by a run (503)."""
 
     def __init__(self) -> None:
-        super().__init__("结算正在进行，结算库暂时不能读取；请稍候片刻再刷新本页")
+        super().__init__("结算库正被其他操作占用，暂时不能读取；请稍候片刻再刷新本页")
 
 
 class NotFound(SettlementError):
@@ -422,39 +424,19 @@ class Portal:
             job.say(text)
 
         def work(job: Job) -> dict:
-            say(f"等待结算库空闲（共 {len(files)} 个企业的提交）")
-            with self.store_access(wait=600):
-                result = settle_month(
-                    self.cfg,
-                    league,
-                    month,
-                    files,
-                    self.out,
-                    self.store,
-                    say,
-                    replace=replace,
-                    force=force,
-                    actor=who.actor,
-                )
-            m = result.manifest
-            return {
-                "run_id": result.run_id,
-                "superseded": result.superseded,
-                "rows_in": m["counts"]["rows_in"],
-                "parcels": m["counts"]["parcels"],
-                "rejects": m["counts"]["rejects"],
-                "by_reason": m["counts"]["by_reason"],
-                "gross_fen": m["totals"]["gross_fen"],
-                "breakeven_reduction_fen": m["totals"]["breakeven_reduction_fen"],
-                "budget_reduction_fen": m["totals"]["budget_reduction_fen"],
-                "subsidy_fen": m["totals"]["subsidy_fen"],
-                "budget_available_fen": m["budget"]["available_fen"],
-                "changes": result.changes,
-                "stale": [
-                    {"league": s["league_code"], "month": s["month"], "waybills": s["waybills"]}
-                    for s in result.stale
-                ],
+            say(f"开始结算（共 {len(files)} 个企业的提交）")
+            request = {
+                "config_dir": str(self.settings.config_dir),
+                "league": league,
+                "month": str(month),
+                "files": [str(f) for f in files],
+                "out": self.out,
+                "store": self.store,
+                "replace": replace,
+                "force": force,
+                "actor": (who.actor.name, who.actor.origin),
             }
+            return settle_in_child(request, say)
 
         self.accounts.log(
             who.user.name,
