@@ -441,9 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equivalent", action="store_true", help="run the equivalent mutants")
     args = parser.parse_args(argv)
 
+    why: dict[str, str] = {}
     if args.equivalent:
         every_test = tuple(dict.fromkeys(t for x in MUTANTS for t in x.tests))
         chosen = [Mutant(x.name, x.file, x.original, x.mutant, every_test) for x, _ in EQUIVALENT]
+        why = {x.name: reason for x, reason in EQUIVALENT}
         expected = "SURVIVED"
     else:
         chosen, expected = MUTANTS, "killed"
@@ -455,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.list:
         for x in chosen:
-            print(f"{x.name:42} sql/{x.file:32} {', '.join(t.split('::')[-1] for t in x.tests)}")
+            tests = why.get(x.name) or ", ".join(t.split("::")[-1] for t in x.tests)
+            print(f"{x.name:42} sql/{x.file:32} {tests}")
         return 0
 
     with tempfile.TemporaryDirectory(prefix="settle-mutants-") as tmp:
@@ -486,11 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             results = list(pool.map(one, chosen))
 
-    print("\n| mutant | file | change | result | failing test | s |\n|---|---|---|---|---|---|")
+    column = "why it changes nothing" if args.equivalent else "failing test"
+    print(f"\n| mutant | file | change | result | {column} | s |\n|---|---|---|---|---|---|")
     for x, (outcome, detail, seconds) in zip(chosen, results, strict=True):
-        change = f"`{x.original.strip()}` → `{x.mutant.strip()}`".replace("\n", " ").replace(
-            "|", "\\|"
-        )
+        change = f"`{' '.join(x.original.split())}` → `{' '.join(x.mutant.split())}`"
+        change = change.replace("|", "\\|")  # a table cell
+        detail = why.get(x.name, detail)
         print(f"| {x.name} | {x.file} | {change} | {outcome} | {detail} | {seconds:.0f} |")
     wrong = [x.name for x, r in zip(chosen, results, strict=True) if r[0] != expected]
     print(

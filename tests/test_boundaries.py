@@ -26,6 +26,7 @@ from conftest import (
     settle_rows,
     tiny_config,
 )
+from test_rules import BUDGET_ROWS
 
 from settlement import SQL_DIR
 from settlement.config import load_config
@@ -225,17 +226,9 @@ def test_supplement_under_a_higher_cap_reports_no_excess(tiny, tmp_path):
 
 # --------------------------------------------------------------------------- budget (§4.4)
 
-# As tests/test_rules.py: units ZTO|150702 (A1, A2: 30), YTO|150702 (B1: 15), ZTO|150783
-# (C1: 15); no break-even binding; requested 60.
-BUDGET_ROWS = [
-    row("A1", "ZTO", village=V1, km="12"),
-    row("A2", "ZTO", village=V1B, km="12"),
-    row("B1", "YTO", village=V1, km="12"),
-    row("C1", "ZTO", village=V2, km="12"),
-]
-
 
 def test_monthly_allowance_floors_and_remainders_tie(tmp_path):
+    # tests/test_rules.py's BUDGET_ROWS: units ZTO|150702 30, YTO|150702 15, ZTO|150783 15.
     # annual 1.25 元 = 125 分; March, month 3: floor(125 × 3 / 12) = floor(31.25) = 31.
     # 31 of 60: ZTO|150702 15.5, YTO|150702 7.75, ZTO|150783 7.75 → floors 15 + 7 + 7 = 29;
     # the 2 spare 分 go to the two largest remainders, the tied 0.75s (not to 0.5).
