@@ -411,7 +411,7 @@ def first_failure(output: str) -> str:
     found = re.search(r"^FAILED \S+?::(\w+)\S*(?:.*? - ([\w.]+))?", output, re.MULTILINE)
     if not found:
         return ""
-    error = (found.group(2) or "").rsplit(".", 1)[-1]
+    error = (found.group(2) or "").rsplit(".", 1)[-1].replace("assert", "AssertionError")
     return found.group(1) + (f" ({error})" if error else "")
 
 
