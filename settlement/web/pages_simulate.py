@@ -9,6 +9,8 @@ how the office designs its rates) but not start one; companies never see them. T
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,7 +70,7 @@ async def form_page(request: Request, who, league: str, status: int = 200, **giv
         "first": given.get("first") or (months[0] if months else ""),
         "last": given.get("last") or (months[-1] if months else ""),
         "policy": given.get("policy") or sims.policy_text(league),
-        "policy_path": str(portal.cfg.policy(league).path),
+        "policy_file": Path(portal.cfg.policy(league).path).name,
         "classes": sims.classes(league),
         "scale": given.get("scale", {}),
         "fit": given.get("fit", False),

@@ -422,6 +422,7 @@ class Simulations:
             "files": {},
             "page_url": f"/simulations/{sim_id}",
         }
+        out["described"] = described(out)
         if job is not None:
             out["progress"] = {
                 "percent": 100 if state == "done" else job.percent,
@@ -447,6 +448,16 @@ class Simulations:
         if name not in FILES or not path.is_file():
             raise NotFound(f"模拟 {sim_id} 没有文件 {name}")
         return path
+
+
+def described(sim: dict) -> str:
+    """What was simulated, in words: the policy, the factors, the budget fit."""
+    parts = [sim["policy"]]
+    parts += [f"{area_class_label(c)}基础费率 ×{f}" for c, f in sim["scale"].items()]
+    if sim["fit_budget"]:
+        fit = sim["fit_multiplier"]
+        parts.append(f"拟合预算（结果：全部基础费率 ×{fit}）" if fit else "拟合预算")
+    return "；".join(parts)
 
 
 def _message(exc: BaseException) -> str:
