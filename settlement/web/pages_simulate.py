@@ -135,7 +135,9 @@ async def simulation_page(request: Request, sim_id: str):
         f"{portal.league_name(sim['league'])}（{sim['league']}）政策模拟 "
         f"{sim['from']} 至 {sim['to']}",
         s=sim,
-        summary=await run_in_threadpool(sims.summary_part, sim_id) if sim["state"] == "done" else "",
+        summary=await run_in_threadpool(sims.summary_part, sim_id)
+        if sim["state"] == "done"
+        else "",
         refresh=2 if sim["state"] == "running" else None,
     )
 
@@ -170,7 +172,13 @@ async def start(request: Request, body: SimulationBody):
     sims = simulations_of(request)
     try:
         req = sims.request(
-            body.league, body.first, body.last, body.policy, POSTED_NAME, body.scale, body.fit_budget
+            body.league,
+            body.first,
+            body.last,
+            body.policy,
+            POSTED_NAME,
+            body.scale,
+            body.fit_budget,
         )
         job = await run_in_threadpool(sims.start, who, req)
     except ConfigError as exc:

@@ -128,7 +128,7 @@ class SimJob(Job):
 def variant_upload(source: BinaryIO, filename: str) -> tuple[str, str]:
     """An uploaded variant file: (its text, its name for messages). Refused: over the limit,
     empty, not .toml, not UTF-8 text."""
-    name = Path((filename or "").replace("\\", "/")).name or "（未命名）"
+    name = (filename or "").strip() or "（未命名）"  # shown (escaped), never used as a path
     if Path(name).suffix.lower() != ".toml":
         raise UsageError(
             f"不支持的文件类型“{Path(name).suffix or '无扩展名'}”：请上传政策文件"
