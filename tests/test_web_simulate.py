@@ -17,10 +17,11 @@ import polars as pl
 import pytest
 from conftest import policy_text
 from fastapi.testclient import TestClient
+from test_web_api import World as ApiWorld
 from webfixtures import PASSWORDS, TODAY, YTO_MARCH, ZTO_MARCH, make_portal
 
 from settlement.web import simulations as sim_module
-from settlement.web.accounts import Accounts, portal_db
+from settlement.web.accounts import portal_db
 from settlement.web.simulations import INTERRUPTED, Simulations
 
 L, M = "150700", "2025-03"
@@ -53,24 +54,7 @@ def world(tmp_path_factory):
     mp.undo()
 
 
-class World:
-    def __init__(self, app, settings):
-        self.app, self.settings = app, settings
-        self.clients: dict[str, TestClient] = {}
-
-    def as_(self, name: str) -> TestClient:
-        """A browser session of the user (cookie, and the CSRF header on every request)."""
-        if name not in self.clients:
-            client = TestClient(self.app)
-            r = client.post("/api/login", json={"username": name, "password": PASSWORDS[name]})
-            client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-            self.clients[name] = client
-        return self.clients[name]
-
-    def bearer(self, name: str) -> TestClient:
-        token = Accounts(portal_db(self.settings.store.resolve())).new_token(name)
-        return TestClient(self.app, headers={"Authorization": f"Bearer {token}"})
-
+class World(ApiWorld):
     def page_client(self, name: str) -> TestClient:
         """A browser session whose forms carry the CSRF token as a field (no header)."""
         client = TestClient(self.app)
@@ -85,6 +69,11 @@ class World:
 
 def body(**extra) -> dict:
     return {"league": L, "from": M, "to": M, **extra}
+
+
+def simulation_folders(world) -> set[str]:
+    root = world.settings.out_dir / "simulations"
+    return {p.name for p in root.iterdir()} if root.exists() else set()
 
 
 def sha256(path) -> str:
@@ -234,15 +223,22 @@ def test_a_variant_that_changes_what_is_accepted_or_is_of_another_league_is_refu
         ),
         ({"fit_budget": True}, 422, "模拟政策的预算规则为 none（不限额），没有可拟合的预算"),
         ({"policy": "  \n"}, 422, "模拟政策是空的"),
+        (
+            {"policy": TIGHT, "fit_budget": True, "scale": {"default": "0", "border": "0"}},
+            422,
+            "的基础费率全部为 0，乘以任何系数仍为 0，无可拟合",
+        ),
         ({"league": "159900"}, 403, "无权访问：盟市 159900"),
     ],
 )
 def test_a_request_that_cannot_be_simulated_is_refused_with_the_reason(
     world, extra, status, detail
 ):
+    folders = simulation_folders(world)
     r = world.as_("admin1").post("/api/simulations", json=body(**extra))
     assert r.status_code == status, r.text
     assert detail in r.json()["detail"]
+    assert simulation_folders(world) == folders  # nothing left behind
 
 
 def test_a_policy_over_1_mb_is_refused(world):

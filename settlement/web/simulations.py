@@ -241,7 +241,7 @@ class Simulations:
 
     def prepare(self, req: SimulationRequest):
         """Everything that can be refused at once: the variant (strict loader), the factors,
-        the budget fit, the period. Returns (variant or None, plan)."""
+        the budget fit, the period. Returns (variant or None, plan, the fit's steps at most)."""
         cfg = self.portal.cfg
         variant = None if req.text is None else load_variant(cfg, req.league, req.text, req.name)
         base: Policy = variant or cfg.policy(req.league)
@@ -251,17 +251,19 @@ class Simulations:
                 f"区域类别 {unknown[0]} 不在模拟政策中（模拟政策的区域类别："
                 f"{'、'.join(policy_classes(base))}），不能设置它的系数"
             )
+        steps = 1
         if req.fit:
             if base.budget_rule == "none":
                 raise UsageError(
                     "模拟政策的预算规则为 none（不限额），没有可拟合的预算：请取消“拟合预算”"
                 )
-            cap_limit(base)  # refuses rates that are all 0
+            # the bisection's steps; refuses rates that are all 0
+            steps = math.ceil(math.log2(cap_limit(scale_policy(base, req.scale)) + 1))
         if not self.portal.has_store():
             raise RefusedError("还没有任何结算（结算库不存在），无可模拟")
         with self.portal.store_access():
             the_plan = plan(self.portal.store, req.league, req.first, req.last)
-        return variant, the_plan
+        return variant, the_plan, steps
 
     # ------------------------------------------------------------------ a simulation
 
@@ -272,8 +274,7 @@ class Simulations:
 
     def start(self, who: Who, req: SimulationRequest) -> SimJob:
         """Check the request, then simulate in the background (one at a time)."""
-        variant, the_plan = self.prepare(req)
-        base = variant or self.portal.cfg.policy(req.league)
+        variant, the_plan, steps = self.prepare(req)
         sim_id = new_job_id()
         folder = self.folder(sim_id)
         folder.mkdir(parents=True)
@@ -282,7 +283,6 @@ class Simulations:
             (folder / "variant.toml").write_text(req.text, encoding="utf-8")
             sha = hashlib.sha256(req.text.encode("utf-8")).hexdigest()
         runs = len(the_plan.runs)
-        steps = math.ceil(math.log2(cap_limit(scale_policy(base, req.scale)) + 1)) if req.fit else 1
         period = f"{req.first} 至 {req.last}"
         job = SimJob(sim_id, req.league, period, who.user.name, False, False, total=runs * steps)
         scale = {c: str(f) for c, f in sorted(req.scale.items())}
