@@ -677,19 +677,21 @@ def simulate(
     progress: Progress = None,
     memory_limit: str | None = None,
     variant_name: str | None = None,
+    planned: Plan | None = None,
 ) -> Simulation:
     """Re-settle the current runs of `first`..`last` under a variant policy (a Policy, a file,
     or TOML text named `variant_name`; None: the current policy), its area classes' base rates
     multiplied by `scale`, and with `fit` the largest multiplier of every base rate that keeps
     the period within the budget. Writes comparison.parquet and the summary under `out_dir`
-    (when given); the store is only read."""
+    (when given); the store is only read — by `plan`, unless the caller has read it already
+    (`planned`: the portal reads the store under its own lock, then replays without it)."""
     started = dt.datetime.now(dt.UTC)
     current = cfg.policy(league)
     base = load_variant(cfg, league, variant, variant_name)
     scale = dict(scale or {})
     if scale:
         base = scale_policy(base, scale)
-    the_plan = plan(store, league, first, last)
+    the_plan = planned or plan(store, league, first, last)
     if progress:
         progress(
             f"模拟 {league} {first} 至 {last}：重放 {len(the_plan.runs)} 个结算批次，"

@@ -817,8 +817,20 @@ def diverging_svg(labels: list[str], deltas: list[int]) -> str:
 
 def write_html(sim, path: Path) -> None:
     """The summary as one self-contained HTML page (inline CSS and SVG, nothing fetched)."""
+    body = f"<h1>{_e(title(sim))}</h1>\n" + html_body(sim)
+    path.write_text(
+        '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title(sim))}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+        "</body>\n</html>\n",
+        encoding="utf-8",
+    )
+
+
+def html_body(sim) -> str:
+    """The summary's content under its title, every value escaped (the portal shows it in its
+    own page): header lines, findings, tables and inline SVG charts."""
     names = Names(sim.cfg)
-    out = [f"<h1>{_e(title(sim))}</h1>", '<table class="info">']
+    out = ['<table class="info">']
     out += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info_rows(sim)]
     out.append("</table>")
     out.append("<h2>结论</h2><ul class='findings'>")
@@ -906,10 +918,4 @@ def write_html(sim, path: Path) -> None:
     out.append("<h2>说明</h2><ul class='note'>")
     out += [f"<li>{_e(n)}</li>" for n in NOTES]
     out.append("</ul>")
-    body = "\n".join(out)
-    path.write_text(
-        '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_e(title(sim))}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
-        "</body>\n</html>\n",
-        encoding="utf-8",
-    )
+    return "\n".join(out)

@@ -206,3 +206,19 @@ def test_the_four_journeys(server, browser):
     # a company cannot open another company's statement in the browser either
     yto.goto(f"{base}/api/statements/{L}/{M}/ZTO.xlsx")
     assert "无权访问" in yto.content()
+
+
+def test_the_office_simulates_the_current_policy(server, browser):
+    """The month settled above, simulated under the current policy: nothing changes."""
+    base, _logs, _settings = server
+    admin = session(browser, base, "admin1")
+    admin.goto(base + "/simulations")
+    assert "已填入现行政策（150700.toml）" in admin.inner_text("main")
+    shot(admin, "18-admin-simulation-form")
+    admin.click("text=开始模拟")
+    admin.wait_for_selector("text=应付补贴变化", timeout=60_000)
+    text = admin.inner_text("main")
+    assert "应付补贴变化 ±0.00 元（与实际结算相同）" in text
+    assert "模拟政策应付 0.55 元，现行政策实付 0.55 元" in text
+    assert admin.locator("main svg").count() >= 1
+    shot(admin, "19-admin-simulation-summary")

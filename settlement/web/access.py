@@ -38,6 +38,8 @@ RIGHTS: dict[str, frozenset[str]] = {
     "verify": frozenset({"auditor"}),
     "explain": frozenset({"auditor"}),
     "events": frozenset({"auditor"}),
+    "simulate": frozenset({"admin"}),  # start a policy simulation
+    "simulations": frozenset({"admin", "auditor"}),  # read the 盟市's simulations
 }
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 

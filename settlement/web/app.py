@@ -25,10 +25,11 @@ from ..errors import (
     SettlementError,
     UsageError,
 )
-from . import api, pages, pages_auditor
+from . import api, pages, pages_auditor, pages_simulate
 from .access import Forbidden, NotAuthenticated, identify
 from .accounts import BadLogin, Throttled
 from .portal import Busy, NotFound, Portal, Settings
+from .simulations import Simulations
 from .submissions import ForeignRows, TooLarge
 from .templating import OFFICE, render, templates
 
@@ -235,6 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.state.portal = portal
+    app.state.simulations = Simulations(portal)
     app.state.templates = templates
     app.state.started_at = local_text(now_utc())
     app.add_middleware(
@@ -251,5 +253,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(pages_auditor.router)
+    app.include_router(pages_simulate.api)
+    app.include_router(pages_simulate.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

@@ -87,7 +87,8 @@ class Jobs:
     """The runs started from the portal since it started (kept in memory; the store records
     every run that was published)."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str = "结算") -> None:
+        self.what = what  # what a job does, in the busy message: 结算, 模拟测算
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
@@ -103,8 +104,8 @@ class Jobs:
             busy = self.running()
             if busy is not None:
                 raise RefusedError(
-                    f"{busy.user} 于 {busy.started_at} 开始的结算（盟市 {busy.league} "
-                    f"{busy.month}）尚未结束；同一时间只能进行一个结算，请稍后再试"
+                    f"{busy.user} 于 {busy.started_at} 开始的{self.what}（盟市 {busy.league} "
+                    f"{busy.month}）尚未结束；同一时间只能进行一个{self.what}，请稍后再试"
                 )
             self._jobs[job.id] = job
         thread = threading.Thread(

@@ -43,11 +43,13 @@ MENUS = {
     "admin": (
         ("/months", "结算月份"),
         ("/status", "预算年度执行"),
+        ("/simulations", "政策模拟测算"),
         ("/docs", "接口文档（API）"),
     ),
     "auditor": (
         ("/months", "结算月份"),
         ("/status", "预算年度执行"),
+        ("/simulations", "政策模拟测算"),
         ("/sql", "SQL 查询"),
         ("/queries", "预置查询"),
         ("/verify", "全面校验"),
