@@ -38,6 +38,10 @@ RIGHTS: dict[str, frozenset[str]] = {
     "verify": frozenset({"auditor"}),
     "explain": frozenset({"auditor"}),
     "events": frozenset({"auditor"}),
+    # paying out (SPEC §10): a company sees its own lines, clawbacks and annual statement
+    "payouts": frozenset({"admin", "company", "auditor"}),
+    "payment_files": frozenset({"admin", "auditor"}),  # every company's bank data
+    "pay": frozenset({"admin"}),  # create and confirm batches, clawbacks, close the year
 }
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
