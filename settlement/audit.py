@@ -478,6 +478,14 @@ def verify(
                     f"{finding.rows.height} 行违反规则，例如：{finding.rows.head(3).to_dicts()}",
                 )
             )
+        from .payout.checks import verify_payouts
+
+        report.files += verify_payouts(
+            con,
+            out_dir,
+            lambda file, rule, detail: report.problems.append(Problem(file, rule, detail)),
+            league,
+        )
         for s in con.sql(STALE_SQL).pl().to_dicts():
             if (league and s["league_code"] != league) or (month and s["month"] != month):
                 continue

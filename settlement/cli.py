@@ -910,6 +910,54 @@ def status(league, year, store) -> None:
         click.echo(
             "需重算的月份：以已被取代或作废的批次为由剔除了运单，请用 settle run --replace 重新结算"
         )
+    _print_cash(store, league, year)
+
+
+def _print_cash(store: Path, league: str, year: int) -> None:
+    """`settle status`'s cash view: per month what the statements made due, which batch pays
+    it (已生成/已拨付), what is outstanding; the carries to recover."""
+    from .payout.batches import STATE_TEXT
+    from .payout.cash import cash_view
+
+    cash = cash_view(store, league, year)
+    click.echo("资金拨付（本期实付 = 应付补贴 + 计入该月的补充结算调整和追缴）：")
+    widths = (9, -16, -14, -16, 30, -14)
+    click.echo(
+        _row(
+            widths,
+            ["月份", "本期实付(元)", "其中追缴(元)", "已拨付(元)", "  拨付批次", "未拨付(元)"],
+        )
+    )
+    for m in cash["months"]:
+        if not m["any_due"] and not m["batch_id"]:
+            continue
+        batch = "  —"
+        if m["batch_id"]:
+            batch = f"  {m['batch_id']}（{STATE_TEXT[m['batch_state']]}）"
+        click.echo(
+            _row(
+                widths,
+                [
+                    m["month"],
+                    format_yuan(m["due_fen"]),
+                    format_yuan(m["clawback_fen"]),
+                    format_yuan(m["paid_fen"]),
+                    batch,
+                    format_yuan(m["outstanding_fen"]),
+                ],
+            )
+        )
+    due = sum(m["due_fen"] for m in cash["months"])
+    paid = sum(m["paid_fen"] for m in cash["months"])
+    click.echo(
+        f"合计本期实付 {format_yuan(due)} 元，已拨付 {format_yuan(paid)} 元，"
+        f"未拨付 {format_yuan(sum(m['outstanding_fen'] for m in cash['months']))} 元"
+    )
+    for c in cash["carries"]:
+        click.echo(
+            f"结转待抵扣：{c['company']} {format_yuan(c['carried_fen'])} 元"
+            f"（批次 {c['batch_id']} 应付为负，从下一批次扣回）"
+        )
 
 
 @main.command()
@@ -1403,3 +1451,191 @@ def user_password(name, store) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --------------------------------------------------------------------------- paying out (SPEC §10)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--league", default=None, callback=_league, help="盟市代码（6位），如 150700。")
+@click.option(
+    "--month",
+    "months",
+    multiple=True,
+    callback=lambda ctx, param, values: [_month(ctx, param, v) for v in values],
+    help="已封存的结算月份 YYYY-MM，可重复：--month 2025-01 --month 2025-02。",
+)
+@config_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="输出目录（拨付文件写入其下 payments/league=L/），默认结算库所在的输出目录；"
+    "给出时须与结算库记录的一致。",
+)
+@store_path_option("结算库，默认 <out>/settlement.duckdb（未给 --out 时 out/settlement.duckdb）。")
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@click.pass_context
+@friendly
+def pay(ctx, league, months, config_dir, out_dir, store, quiet) -> None:
+    """Create a payment batch (拨付批次, 已生成) for sealed months not yet in a batch.
+
+    \b
+    settle pay --league 150700 --month 2025-01 --month 2025-02
+    settle pay confirm --batch pay-150700-0001 --paid-on 2025-07-15 --voucher 财付〔2025〕88号
+
+    Writes payments/league=L/<batch_id>.xlsx (拨付清单 to sign, with 大写 amounts), .csv (UTF-8
+    with BOM, the transfers for the finance system) and .parquet (batch_id, company, payee_name,
+    credit_code, bank, account, amount_fen, months). Each company is paid its months' sealed
+    statements' 本期实付 (supplements and clawbacks booked in them included), less what its
+    previous batch could not recover; never a negative amount — the rest carries forward to its
+    next batch, on a line of its own. Refused (exit 2) for a month that is not sealed, stale or
+    already in a batch, and for a company paid without complete payee data in companies.toml
+    (naming the company and the field).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .payout.batches import STATE_TEXT, create_batch
+    from .store import check_out_dir, require_store
+
+    if league is None or not months:
+        raise UsageError("settle pay 需要 --league 和至少一个 --month（或子命令 confirm）")
+    store = store if store is not None else (out_dir or Path("out")) / "settlement.duckdb"
+    cfg = load_config(config_dir)
+    require_store(store)
+    if out_dir is not None:
+        check_out_dir(store, out_dir)
+    batch = create_batch(cfg, store, league, months, say=_progress(quiet))
+    click.echo(
+        f"已生成拨付批次 {batch['batch_id']}（{STATE_TEXT['created']}）：盟市 {league} "
+        f"{batch['months'].replace(',', '、')}，拨付合计 {format_yuan(batch['amount_fen'])} 元"
+    )
+    widths = (8, -14, -14, -14, 0)
+    click.echo(_row(widths[:4], ["企业", "本批应付(元)", "上批结转(元)", "拨付金额(元)"]))
+    for line in batch["lines"]:
+        note = ""
+        if line["carried_forward_fen"]:
+            note = f"  结转下一批次 {format_yuan(line['carried_forward_fen'])} 元"
+        click.echo(
+            _row(
+                widths[:4],
+                [
+                    line["company"],
+                    format_yuan(line["due_fen"]),
+                    format_yuan(line["carried_in_fen"]),
+                    format_yuan(line["amount_fen"]),
+                ],
+            )
+            + note
+        )
+    for name in batch["files"]:
+        click.echo(f"  {batch['folder'] / name}")
+    click.echo(
+        f"拨付后由另一人确认：settle pay confirm --batch {batch['batch_id']} --paid-on 日期 "
+        "--voucher 凭证号"
+    )
+
+
+@pay.command("confirm")
+@click.option("--batch", "batch_id", required=True, help="拨付批次号，如 pay-150700-0001。")
+@click.option(
+    "--paid-on", required=True, callback=_date, help="拨付日期 YYYY-MM-DD（不晚于今天）。"
+)
+@click.option("--voucher", required=True, help="付款凭证号（不能为空）。")
+@store_option
+@friendly
+def pay_confirm(batch_id, paid_on, voucher, store) -> None:
+    """Record that a batch was transferred: 已生成 → 已拨付, once.
+
+    Whoever created the batch cannot confirm it (maker-checker: the actor is $SETTLE_USER,
+    else the login name). Refused (exit 2) for an unknown batch, one already confirmed, a blank
+    voucher or a date after today.
+    """
+    from .payout.batches import confirm_batch
+
+    batch = confirm_batch(store, batch_id, paid_on, voucher)
+    click.echo(
+        f"已登记拨付：批次 {batch_id} 于 {paid_on} 拨付 {format_yuan(batch['amount_fen'])} 元"
+        f"（凭证号 {batch['voucher']}，确认人 {batch['confirmed_by']}，经办人 {batch['created_by']}）"
+    )
+
+
+@main.command()
+@league_option
+@month_option
+@click.option(
+    "--waybills",
+    "waybills_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="追缴清单（CSV/XLSX/Parquet）：运单号，可选 金额（元；缺省为该运单尚未追缴的全部补贴）。",
+)
+@click.option("--reason", required=True, help="追缴原因（不能为空），显示在结算单和公示名单上。")
+@store_option
+@config_option
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@friendly
+def clawback(league, month, waybills_file, reason, store, config_dir, quiet) -> None:
+    """Book a clawback (追缴) of waybills paid in a sealed month.
+
+    The amounts are booked as negative adjustments in the next open month (the first month
+    after it that is neither sealed nor in a closed year), whose statement and public notice
+    show them with the waybills, the reason and who recorded them. Refused whole (exit 2,
+    naming each waybill and why) for a waybill not paid in that month, named twice, or asked
+    for more than was paid less earlier clawbacks.
+    """
+    from .payout.clawbacks import clawback as book
+
+    cfg = load_config(config_dir)
+    result = book(cfg, store, league, month, waybills_file, reason, say=_progress(quiet))
+    companies: dict[str, list[int]] = {}
+    for line in result.lines:
+        companies.setdefault(line["company"], []).append(line["amount_fen"])
+    click.echo(
+        f"已登记追缴 {result.clawback_id}：{len(result.lines):,} 个运单，合计 "
+        f"{format_yuan(result.total_fen)} 元，计入 {result.booked_in_month} 结算单"
+    )
+    for code, amounts in sorted(companies.items()):
+        click.echo(f"  {code}  {len(amounts):,} 个运单  {format_yuan(sum(amounts))} 元")
+
+
+@main.command("close-year")
+@league_option
+@click.option("--year", required=True, type=click.IntRange(2000, 2100), help="预算年度。")
+@store_option
+@config_option
+@click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
+@friendly
+def close_year(league, year, store, config_dir, quiet) -> None:
+    """Close a budget year (年度关账), once.
+
+    Refused (exit 2) while a month of the year is settled but unsealed, stale, or has not
+    ended (months without a run are empty and allowed). Writes the annual statements per
+    company and for the 盟市 (annual/league=L/year=Y/*.xlsx, *.html, annual.json). With
+    `[breakeven] annual_true_up = true` in the policy, each break-even unit's year is capped at
+    floor(100 × max(0, Σ cost − Σ revenue)) and the excess becomes clawbacks, allocated to
+    parcels by largest remainder and booked in the next year's first open month. Later
+    changes to the year go to the next year as adjustments.
+    """
+    from .payout.annual import close_year as close
+
+    cfg = load_config(config_dir)
+    result = close(cfg, store, league, year, say=_progress(quiet))
+    data = result.data
+    t = data.totals(None)
+    click.echo(
+        f"已关账 {data.league_name}（{league}）{year} 预算年度（{data.start} 至 {data.end}）："
+        f"应付 {format_yuan(t['due_fen'])} 元，已拨付 {format_yuan(t['paid_fen'])} 元，"
+        f"未拨付 {format_yuan(t['outstanding_fen'])} 元"
+    )
+    if data.annual_true_up:
+        if result.clawbacks:
+            click.echo(
+                f"年度盈亏平衡清算：{len(data.true_up_units)} 个结算单元超出全年上限，追缴 "
+                f"{format_yuan(-result.true_up_fen)} 元（{result.clawbacks:,} 个运单），计入 "
+                f"{result.booked_in_month}"
+            )
+        else:
+            click.echo("年度盈亏平衡清算：没有结算单元超出全年上限")
+    click.echo(f"年度结算表：{result.folder}")

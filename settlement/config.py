@@ -19,6 +19,7 @@ import polars as pl
 
 from .errors import ConfigError
 from .money import has_at_most_scale
+from .payout.payee import PAYEE_FIELDS, account_problem, credit_code_problem
 
 CAP_CEILING_YUAN = Decimal("0.30")
 COMPANY_CODE_RE = re.compile(r"[A-Z0-9_]{1,16}")
@@ -39,6 +40,15 @@ class Company:
     code: str
     name: str
     default_revenue_yuan: Decimal | None
+    # payee data (SPEC §10): optional, but a payment needs all four
+    payee_name: str | None = None
+    credit_code: str | None = None  # 统一社会信用代码, check character verified
+    bank: str | None = None
+    account: str | None = None
+
+    def missing_payee(self) -> list[str]:
+        """The payee fields (SPEC §10) this company lacks, in order; empty when it can be paid."""
+        return [k for k in PAYEE_FIELDS if not getattr(self, k)]
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ class Policy:
     budget_rule: str
     year_start_month: int
     versions: tuple[PolicyVersion, ...]
+    annual_true_up: bool = False  # [breakeven]: cap each unit's year at its year's loss (SPEC §10)
 
     def versions_overlapping(self, start: dt.date, end: dt.date) -> list[PolicyVersion]:
         """Versions in force on at least one day of [start, end] (inclusive)."""
@@ -237,6 +248,7 @@ def load_companies(path: Path) -> dict[str, Company]:
         code = t.get("code", "str")
         name = t.get("name", "str")
         revenue = t.get("default_revenue_yuan", "amount", required=False)
+        payee = {k: t.get(k, "str", required=False) for k in PAYEE_FIELDS}
         t.done()
         if not COMPANY_CODE_RE.fullmatch(code):
             raise ConfigError(
@@ -244,7 +256,12 @@ def load_companies(path: Path) -> dict[str, Company]:
             )
         if code in companies:
             raise ConfigError(path, f"company[{i}].code", f"企业编码 {code} 重复")
-        companies[code] = Company(code, name, revenue)
+        payee = {k: v.strip() if v else None for k, v in payee.items()}
+        for key, check in (("credit_code", credit_code_problem), ("account", account_problem)):
+            problem = payee[key] and check(payee[key])
+            if problem:
+                raise ConfigError(path, f"company[{i}].{key}", problem)
+        companies[code] = Company(code, name, revenue, **payee)
     if not companies:
         raise ConfigError(path, "company", "至少需要一个快递企业")
     return companies
@@ -469,6 +486,7 @@ def load_policy(
     if scope not in SCOPES:
         raise ConfigError(path, "breakeven.scope", f"{scope!r} 应为 {' | '.join(SCOPES)} 之一")
     default_revenue = be.get("default_revenue_yuan", "amount")
+    true_up = be.get("annual_true_up", "bool", required=False, default=False)
     be.done()
 
     annual = budget.get("annual_yuan", "amount")
@@ -514,6 +532,7 @@ def load_policy(
         rule,
         start_month,
         tuple(versions),
+        true_up,
     )
 
 

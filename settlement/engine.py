@@ -57,6 +57,7 @@ from .rules import (
 from .statements import details_written, render
 from .store import (
     check_out_dir,
+    closed_year_of,
     committed_runs,
     journal_head,
     month_state,
@@ -384,6 +385,13 @@ def _settle_locked(
         raise RefusedError(
             f"盟市 {league} {month} 已封存（审批文号 {state.seal['approval_ref']}），不能重新结算；"
             "迟到的投递请用 settle run --supplementary 补充结算"
+        )
+    closed = closed_year_of(store, league, month) if not supplementary else None
+    if closed is not None:
+        raise RefusedError(
+            f"盟市 {league} {closed['year']} 预算年度（{closed['start_month']} 至 "
+            f"{closed['end_month']}）已关账，不能再结算其中的月份 {month}；该年度之后的变化"
+            "计入下一年度（迟到的投递可对已封存月份补充结算，计入下一年度的月份）"
         )
     if supplementary and state.seal is None:
         raise RefusedError(

@@ -89,24 +89,33 @@ class Reconciliation:
 
 def read_claim(claim_file: Path) -> tuple[pl.DataFrame, bool]:
     """The claim as claims(claim_line, waybill_no, claimed_yuan), and whether it has amounts."""
-    raw = read_raw(claim_file, CLAIM_ALIASES, ("waybill_no",))
-    mapping = raw.mapping(claim_file, CLAIM_ALIASES, ("waybill_no",))
+    return read_waybill_list(claim_file, CLAIM_ALIASES, "claimed_yuan", "claim_line")
+
+
+def read_waybill_list(
+    path: Path, aliases: dict[str, tuple[str, ...]], amount: str, line: str
+) -> tuple[pl.DataFrame, bool]:
+    """A list of waybills with an optional amount column (a claim, a clawback list) as
+    (line, waybill_no, amount) text — line as Excel shows it, amount null when the file has no
+    such column — and whether it has one."""
+    raw = read_raw(path, aliases, ("waybill_no",))
+    mapping = raw.mapping(path, aliases, ("waybill_no",))
     height = raw.frame.height
     amounts = (
-        text_column(raw.frame, mapping["claimed_yuan"], "claimed_yuan")
-        if "claimed_yuan" in mapping
-        else pl.repeat(None, height, dtype=pl.String, eager=True).alias("claimed_yuan")
+        text_column(raw.frame, mapping[amount], amount)
+        if amount in mapping
+        else pl.repeat(None, height, dtype=pl.String, eager=True).alias(amount)
     )
-    claims = pl.DataFrame(
+    rows = pl.DataFrame(
         [
             pl.int_range(
                 raw.header_line + 1, raw.header_line + height + 1, dtype=pl.Int64, eager=True
-            ).alias("claim_line"),
+            ).alias(line),
             text_column(raw.frame, mapping["waybill_no"], "waybill_no"),
             amounts,
         ]
     )
-    return claims, "claimed_yuan" in mapping
+    return rows, amount in mapping
 
 
 def reconcile(

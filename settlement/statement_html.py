@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from .money import format_yuan, rmb_upper
 from .reasons import SHORT
-from .statements import COMPANY_HEADERS, COUNTY_HEADERS, MONEY_COLUMNS, NO_LINES
+from .statements import (
+    CLAWBACK_KINDS,
+    COMPANY_HEADERS,
+    COUNTY_HEADERS,
+    MONEY_COLUMNS,
+    NOTICE_HEADERS,
+)
 
 if TYPE_CHECKING:
     from .statements import Layout, Notice
@@ -120,7 +126,7 @@ def write_statement_html(path: Path, lay: Layout) -> None:
             + "</tr>"
         )
     if not lay.rows:
-        out.append(f'<tr><td colspan="{len(COUNTY_HEADERS)}">{NO_LINES}</td></tr>')
+        out.append(f'<tr><td colspan="{len(COUNTY_HEADERS)}">{_e(lay.no_lines)}</td></tr>')
     totals = lay.totals
     out.append(
         '<tr class="total"><td>合计</td><td></td><td></td>'
@@ -141,6 +147,14 @@ def write_statement_html(path: Path, lay: Layout) -> None:
     section += 1
     if lay.adjustments:
         out += _adjustment_table(lay, section)
+        section += 1
+    if lay.clawbacks:
+        out += _clawback_table(lay.clawbacks, f"{_number(section)}、追缴（负数调整，计入本期）")
+    if lay.adjustments or lay.clawbacks:
+        out.append(
+            f'<p class="words">本期实付合计：人民币{rmb_upper(lay.due_fen)}'
+            f'（<span id="total-due">¥{format_yuan(lay.due_fen)}</span>）{_e(lay.due_parts)}</p>'
+        )
     out.append('<div class="keep">')
     out += _seal_table(lay.seal)
     out.append(
@@ -171,11 +185,11 @@ def _company_table(lay: Layout, section: int) -> list[str]:
     for r in rows:
         out.append(
             f'<tr><td class="t">{_e(r.label)}</td>{_n(r.accepted)}{_n(r.rejected)}'
-            + "".join(_y(v) for v in [*r.money, r.adjustment_fen, r.due_fen])
+            + "".join(_y(v) for v in [*r.money, r.adjusted_fen, r.due_fen])
             + "</tr>"
         )
     sums = [sum(r.money[i] for r in rows) for i in range(4)]
-    sums += [sum(r.adjustment_fen for r in rows), sum(r.due_fen for r in rows)]
+    sums += [sum(r.adjusted_fen for r in rows), sum(r.due_fen for r in rows)]
     out.append(
         f'<tr class="total"><td>合计</td>{_n(sum(r.accepted for r in rows))}'
         f"{_n(sum(r.rejected for r in rows))}"
@@ -213,49 +227,54 @@ def _adjustment_table(lay: Layout, section: int) -> list[str]:
             f'<td class="t">{_e(label)}</td>{_n(parcels)}{_y(fen)}</tr>'
         )
     out.append("</tbody></table>")
-    out.append(
-        f'<p class="words">本期实付合计：人民币{rmb_upper(lay.due_fen)}'
-        f'（<span id="total-due">¥{format_yuan(lay.due_fen)}</span>）'
-        f" = 应付补贴 {format_yuan(lay.totals['subsidy_fen'])} + 补充结算调整 "
-        f"{format_yuan(lay.adjustment_fen)}</p>"
-    )
+    return out
+
+
+def _clawback_table(rows: list, heading: str) -> list[str]:
+    """Clawbacks (追缴) booked in the month: who recorded them, why, which waybills."""
+    out = [
+        f"<h2>{_e(heading)}</h2>",
+        '<table class="lines" id="clawbacks">'
+        + _head(["类别", "追缴编号", "企业", "所属月份", "运单数", "金额(元)", "原因", "登记人"])
+        + "<tbody>",
+    ]
+    for c in rows:
+        out.append(
+            f'<tr><td class="t">{_e(CLAWBACK_KINDS.get(c.kind, c.kind))}</td>'
+            f'<td class="t">{_e(c.clawback_id)}</td><td class="t">{_e(c.company)}</td>'
+            f"<td>{_e(c.source_months)}</td>{_n(c.waybills)}{_y(c.amount_fen)}"
+            f"<td>{_e(c.reason)}</td><td>{_e(c.recorded)}</td></tr>"
+            f'<tr><td></td><td colspan="7"><small>运单：{_e(c.waybill_text)}</small></td></tr>'
+        )
+    out.append("</tbody></table>")
     return out
 
 
 def write_notice_html(path: Path, notice: Notice) -> None:
-    """The public notice (公示名单): per company, the month's payable, adjustments, and both."""
+    """The public notice (公示名单): per company, the month's payable, supplements, clawbacks
+    (listed with their waybills, reason and who recorded them) and the total."""
     when = f"{notice.year}年{notice.month}月"
     body = [
         f"<h1>{_e(notice.title)}</h1>",
         '<p class="words" style="font-weight:normal">根据内政办发〔2022〕39号第（十四）项及本盟市'
         f"实施细则，现将{when}快递进村补贴结算结果（含本月计入的补充结算调整）公示如下：</p>",
-        '<table class="lines">'
-        + _head(
-            [
-                "序号",
-                "企业编码",
-                "企业名称",
-                "受理件数",
-                "本月结算(元)",
-                "补充结算调整(元)",
-                "合计(元)",
-            ]
-        )
-        + "<tbody>",
+        '<table class="lines">' + _head(["序号", *NOTICE_HEADERS]) + "<tbody>",
     ]
-    for i, (code, name, parcels, fen, adj) in enumerate(notice.rows, 1):
+    for i, (code, name, parcels, fen, adj, claw) in enumerate(notice.rows, 1):
         body.append(
             f'<tr><td class="n">{i}</td><td>{_e(code)}</td><td>{_e(name)}</td>'
-            f"{_n(parcels)}{_y(fen)}{_y(adj)}{_y(fen + adj)}</tr>"
+            f"{_n(parcels)}{_y(fen)}{_y(adj)}{_y(claw)}{_y(fen + adj + claw)}</tr>"
         )
     rows = notice.rows
     body.append(
         '<tr class="total"><td></td><td>合计</td><td></td>'
         f"{_n(sum(r[2] for r in rows))}"
         f'<td class="n" id="total-subsidy">{format_yuan(sum(r[3] for r in rows))}</td>'
-        f"{_y(sum(r[4] for r in rows))}"
+        f"{_y(sum(r[4] for r in rows))}{_y(sum(r[5] for r in rows))}"
         f'<td class="n" id="total-due">{format_yuan(notice.total_fen)}</td></tr></tbody></table>'
     )
+    if notice.clawbacks:
+        body += _clawback_table(notice.clawbacks, "追缴明细（计入本月，负数调整）")
     period = notice.period or "&emsp;&emsp;年&emsp;月&emsp;日至&emsp;&emsp;年&emsp;月&emsp;日"
     body.append(
         f'<p class="words" style="font-weight:normal" id="notice-period">公示期：'

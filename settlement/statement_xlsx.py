@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 from .money import fen_to_yuan, format_yuan, rmb_upper
 from .reasons import SHORT
 from .statements import (
+    CLAWBACK_KINDS,
     COMPANY_HEADERS,
     COUNTY_HEADERS,
     DETAIL_COLUMNS,
     MONEY_COLUMNS,
-    NO_LINES,
     REJECT_COLUMNS,
+    XLSX_LISTING_MAX_ROWS,
     _detail_select,
     _rejects_select,
     area_class_label,
@@ -158,6 +159,8 @@ def write_statement_xlsx(path: Path, data: MonthData, lay: Layout) -> None:
         _chart_sheet(wb, f, lay, first_data, last_data)
     for listing in lay.listings:
         _listing_sheet(wb, f, data, lay, listing)
+    if lay.clawbacks:
+        _clawback_sheet(wb, f, lay)
     totals = lay.totals
     wb.define_name("TOTAL_SUBSIDY_YUAN", f"={fen_to_yuan(totals['subsidy_fen'])}")
     wb.define_name("TOTAL_DUE_YUAN", f"={fen_to_yuan(lay.due_fen)}")
@@ -205,7 +208,7 @@ def _signed_sheet(ws, f: _Formats, lay: Layout) -> tuple[int, int]:
         row += 1
     last_data = row - 1
     if not lay.rows:
-        _merged(ws, row, 0, LAST, NO_LINES, f.text)
+        _merged(ws, row, 0, LAST, lay.no_lines, f.text)
         row += 1
     totals = lay.totals
     ws.write_string(row, 0, "合计", f.total_text)
@@ -232,6 +235,16 @@ def _signed_sheet(ws, f: _Formats, lay: Layout) -> tuple[int, int]:
     section += 1
     if lay.adjustments:
         row = _adjustment_table(ws, f, lay, row, section)
+        section += 1
+    if lay.clawbacks:
+        row = _clawback_table(ws, f, lay, row, section)
+    if lay.adjustments or lay.clawbacks:
+        words = (
+            f"本期实付合计（大写）：人民币{rmb_upper(lay.due_fen)}（¥{format_yuan(lay.due_fen)}）"
+        )
+        _merged(ws, row, 0, LAST, words + lay.due_parts, f.words)
+        ws.set_row(row, 20)
+        row += 2
     if lay.seal:
         row = _seal_rows(ws, f, lay, row)
     row = _signatures(ws, f, lay, row)
@@ -262,7 +275,7 @@ def _company_table(ws, f: _Formats, lay: Layout, row: int, section: int) -> int:
         _merged(ws, row, 0, 1, rec.label, f.text)
         ws.write_number(row, 2, rec.accepted, f.int)
         ws.write_number(row, 3, rec.rejected, f.int)
-        for c, v in enumerate([*rec.money, rec.adjustment_fen, rec.due_fen], 4):
+        for c, v in enumerate([*rec.money, rec.adjusted_fen, rec.due_fen], 4):
             ws.write_number(row, c, float(fen_to_yuan(v)), f.money)
         row += 1
     lines = lay.companies or []
@@ -270,7 +283,7 @@ def _company_table(ws, f: _Formats, lay: Layout, row: int, section: int) -> int:
     ws.write_number(row, 2, sum(r.accepted for r in lines), f.total_int)
     ws.write_number(row, 3, sum(r.rejected for r in lines), f.total_int)
     sums = [sum(r.money[i] for r in lines) for i in range(4)]
-    sums += [sum(r.adjustment_fen for r in lines), sum(r.due_fen for r in lines)]
+    sums += [sum(r.adjusted_fen for r in lines), sum(r.due_fen for r in lines)]
     for c, v in enumerate(sums, 4):
         ws.write_number(row, c, float(fen_to_yuan(v)), f.total_money)
     return row + 2
@@ -323,14 +336,59 @@ def _adjustment_table(ws, f: _Formats, lay: Layout, row: int, section: int) -> i
         ws.write_number(row, 6, parcels, f.int)
         ws.write_number(row, 7, float(fen_to_yuan(fen)), f.money)
         row += 1
-    words = (
-        f"本期实付合计（大写）：人民币{rmb_upper(lay.due_fen)}（¥{format_yuan(lay.due_fen)}）"
-        f" = 应付补贴 {format_yuan(lay.totals['subsidy_fen'])} + 补充结算调整 "
-        f"{format_yuan(lay.adjustment_fen)}"
-    )
-    _merged(ws, row, 0, LAST, words, f.words)
-    ws.set_row(row, 20)
-    return row + 2
+    return row + 1
+
+
+def _clawback_table(ws, f: _Formats, lay: Layout, row: int, section: int) -> int:
+    """Clawbacks (追缴) booked in the month: two rows each, the second naming the waybills."""
+    ws.write_string(row, 0, f"{_number(section)}、追缴（负数调整，计入本期）", f.section)
+    row += 1
+    heads = [(0, 0, "类别"), (1, 2, "追缴编号"), (3, 4, "企业"), (5, 5, "所属月份")]
+    heads += [(6, 6, "运单数"), (7, 7, "金额(元)"), (8, 8, "原因"), (9, 9, "登记人")]
+    for first, last, text in heads:
+        _merged(ws, row, first, last, text, f.head)
+    row += 1
+    for c in lay.clawbacks:
+        ws.write_string(row, 0, CLAWBACK_KINDS.get(c.kind, c.kind), f.text)
+        _merged(ws, row, 1, 2, c.clawback_id, f.wrap)
+        _merged(ws, row, 3, 4, c.company, f.text)
+        ws.write_string(row, 5, c.source_months, f.wrap)
+        ws.write_number(row, 6, c.waybills, f.int)
+        ws.write_number(row, 7, float(fen_to_yuan(c.amount_fen)), f.money)
+        ws.write_string(row, 8, c.reason, f.wrap)
+        ws.write_string(row, 9, c.recorded, f.wrap)
+        _wrapped(ws, row, max(c.reason, c.clawback_id, key=_shown), WIDTHS[8])
+        row += 1
+        text = f"运单：{c.waybill_text}"
+        _merged(ws, row, 0, LAST, text, f.wrap)
+        _wrapped(ws, row, text, sum(WIDTHS))
+        row += 1
+    return row + 1
+
+
+def _clawback_sheet(wb, f: _Formats, lay: Layout) -> None:
+    """追缴明细: every waybill of the month's clawbacks (up to XLSX_LISTING_MAX_ROWS)."""
+    lines = lay.clawback_lines
+    ws = wb.add_worksheet("追缴明细")
+    for c, (head, width) in enumerate(
+        (("追缴编号", 40), ("企业", 10), ("运单号", 24), ("所属月份", 10), ("金额(元)", 12))
+    ):
+        ws.set_column(c, c, width)
+        ws.write_string(0, c, head, f.head)
+    for r, rec in enumerate(lines.head(XLSX_LISTING_MAX_ROWS).iter_rows(named=True), 1):
+        ws.write_string(r, 0, rec["clawback_id"], f.cell)
+        ws.write_string(r, 1, rec["company"], f.cell)
+        ws.write_string(r, 2, rec["waybill_no"], f.cell)
+        ws.write_string(r, 3, rec["source_month"], f.cell)
+        ws.write_number(r, 4, float(fen_to_yuan(rec["amount_fen"])), f.money)
+    if lines.height > XLSX_LISTING_MAX_ROWS:
+        ws.write_string(
+            XLSX_LISTING_MAX_ROWS + 1,
+            0,
+            f"共 {lines.height:,} 行，此处列出前 {XLSX_LISTING_MAX_ROWS:,} 行；全部见结算库 "
+            "clawbacks 表（settle sql）",
+        )
+    ws.freeze_panes(1, 0)
 
 
 def _seal_rows(ws, f: _Formats, lay: Layout, row: int) -> int:

@@ -83,6 +83,11 @@ class MonthData:
     with_detail: bool = False  # long listings as CSV beside the statements
     voided: dict | None = None  # {"run_id", "voided_at" (UTC), "voided_by", "reason"}
     in_workbook: set[tuple[str, str]] = field(default_factory=set)  # (company, kind) listed
+    # clawbacks (追缴) booked in this month: per clawback and company; per waybill
+    clawbacks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EMPTY_CLAWBACKS))
+    clawback_lines: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=EMPTY_CLAWBACK_LINES)
+    )
 
     def company_lines(self, company: str | None) -> pl.DataFrame:
         if company is None:
@@ -93,6 +98,16 @@ class MonthData:
         if company is None:
             return self.adjustments
         return self.adjustments.filter(pl.col("company") == company)
+
+    def company_clawbacks(self, company: str | None) -> pl.DataFrame:
+        if company is None:
+            return self.clawbacks
+        return self.clawbacks.filter(pl.col("company") == company)
+
+    def company_clawback_lines(self, company: str | None) -> pl.DataFrame:
+        if company is None:
+            return self.clawback_lines
+        return self.clawback_lines.filter(pl.col("company") == company)
 
 
 def statements_dir(out_dir: Path, league: str, month: str) -> Path:
@@ -130,6 +145,7 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
         "GROUP BY ALL ORDER BY company, county_code, parcels DESC, area_class"
     ).pl()
     adjustments, seal = _store_facts(store, league, month, manifest["run_id"])
+    clawbacks, clawback_lines = _clawbacks(store, league, month)
     return MonthData(
         league=league,
         league_name=manifest["league_name"],
@@ -145,6 +161,8 @@ def _load(out_dir: Path, cfg: Config, league: str, month: Month, store: Path) ->
         adjustments=adjustments,
         seal=seal,
         con=con,
+        clawbacks=clawbacks,
+        clawback_lines=clawback_lines,
     )
 
 
@@ -187,6 +205,66 @@ def _store_facts(
     finally:
         con.close()
     return (df if df.height else empty), (seals[0] if seals else None)
+
+
+EMPTY_CLAWBACKS = {
+    "clawback_id": pl.String,
+    "kind": pl.String,
+    "company": pl.String,
+    "source_months": pl.String,
+    "waybills": pl.Int64,
+    "amount_fen": pl.Int64,
+    "reason": pl.String,
+    "recorded_by": pl.String,
+    "recorded_at": pl.Datetime,
+    "first_waybills": pl.List(pl.String),
+}
+EMPTY_CLAWBACK_LINES = {
+    "clawback_id": pl.String,
+    "company": pl.String,
+    "waybill_no": pl.String,
+    "source_month": pl.String,
+    "amount_fen": pl.Int64,
+}
+#: Waybills named in a clawback's line of the signed page; all of them are on the workbook's
+#: 追缴明细 sheet (up to XLSX_LISTING_MAX_ROWS) and in the store's clawbacks table.
+CLAWBACK_WAYBILLS_SHOWN = 20
+
+
+def _clawbacks(store: Path, league: str, month: Month) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Clawbacks (追缴) booked in this month: one row per clawback and company (with its first
+    waybills), and one per waybill."""
+    empty = pl.DataFrame(schema=EMPTY_CLAWBACKS), pl.DataFrame(schema=EMPTY_CLAWBACK_LINES)
+    if not store.exists():
+        return empty
+    con = connect_readonly(store)
+    try:
+        params = [league, str(month)]
+        summary = con.sql(
+            f"""
+            SELECT clawback_id, kind, company,
+                   string_agg(DISTINCT source_month, '、' ORDER BY source_month) AS source_months,
+                   COUNT(*) AS waybills, CAST(SUM(amount_fen) AS BIGINT) AS amount_fen,
+                   MIN(reason) AS reason, MIN(recorded_by) AS recorded_by,
+                   MIN(recorded_at) AS recorded_at,
+                   list(waybill_no ORDER BY waybill_no)[1:{CLAWBACK_WAYBILLS_SHOWN}]
+                       AS first_waybills
+            FROM clawbacks WHERE league_code = ? AND booked_in_month = ?
+            GROUP BY ALL ORDER BY recorded_at, clawback_id, company
+            """,
+            params=params,
+        ).pl()
+        lines = con.sql(
+            "SELECT clawback_id, company, waybill_no, source_month, amount_fen FROM clawbacks "
+            "WHERE league_code = ? AND booked_in_month = ? "
+            "ORDER BY company, clawback_id, waybill_no",
+            params=params,
+        ).pl()
+    finally:
+        con.close()
+    if not summary.height:
+        return empty
+    return summary.cast(EMPTY_CLAWBACKS), lines.cast(EMPTY_CLAWBACK_LINES)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -470,11 +548,39 @@ class CompanyRow:
     accepted: int
     rejected: int
     money: list[int]  # MONEY_COLUMNS, 分
-    adjustment_fen: int
+    adjustment_fen: int  # supplementary runs booked in the month
+    clawback_fen: int = 0  # clawbacks booked in the month (≤ 0)
+
+    @property
+    def adjusted_fen(self) -> int:
+        """Supplements and clawbacks booked in the month: the company table's 调整 column."""
+        return self.adjustment_fen + self.clawback_fen
 
     @property
     def due_fen(self) -> int:
-        return self.money[-1] + self.adjustment_fen
+        return self.money[-1] + self.adjustment_fen + self.clawback_fen
+
+
+@dataclass
+class ClawbackRow:
+    """One clawback (追缴) of one company booked in the month: shown on its statement."""
+
+    clawback_id: str
+    kind: str  # manual | true_up
+    company: str  # label
+    source_months: str
+    waybills: int
+    amount_fen: int  # ≤ 0
+    reason: str
+    recorded: str  # who, when (Asia/Shanghai)
+    first_waybills: list[str]
+
+    @property
+    def waybill_text(self) -> str:
+        """The first waybills, and how many more."""
+        shown = "、".join(self.first_waybills)
+        more = self.waybills - len(self.first_waybills)
+        return f"{shown} 等 {self.waybills:,} 个运单（全部见追缴明细）" if more > 0 else shown
 
 
 @dataclass
@@ -494,15 +600,43 @@ class Layout:
     listings: list[Listing]  # a company's listings
     notes: list[str]  # where the summary's detail is
     run_id: str
+    clawbacks: list[ClawbackRow] = field(default_factory=list)  # 追缴 booked in this month
+    clawback_lines: pl.DataFrame | None = None  # its waybills (the workbook's 追缴明细 sheet)
 
     @property
     def adjustment_fen(self) -> int:
         return sum(a[4] for a in self.adjustments)
 
     @property
+    def clawback_fen(self) -> int:
+        """Clawbacks booked in this month (≤ 0)."""
+        return sum(c.amount_fen for c in self.clawbacks)
+
+    @property
     def due_fen(self) -> int:
-        """本期实付: the month's payable plus supplementary adjustments booked in it."""
-        return self.totals["subsidy_fen"] + self.adjustment_fen
+        """本期实付: the month's payable plus supplementary adjustments and clawbacks booked
+        in it (sql/92_payable.sql)."""
+        return self.totals["subsidy_fen"] + self.adjustment_fen + self.clawback_fen
+
+    @property
+    def no_lines(self) -> str:
+        """What the 旗县 table says when the company had no rows this month."""
+        what = "、".join(
+            w
+            for w, present in (("补充结算调整", self.adjustments), ("追缴", self.clawbacks))
+            if present
+        )
+        return f"本月无投递记录（本期只有{what or '补充结算调整'}）"
+
+    @property
+    def due_parts(self) -> str:
+        """' = 应付补贴 … + 补充结算调整 … − 追缴 …': what 本期实付 adds up."""
+        parts = f" = 应付补贴 {format_yuan(self.totals['subsidy_fen'])}"
+        if self.adjustments:
+            parts += f" + 补充结算调整 {format_yuan(self.adjustment_fen)}"
+        if self.clawbacks:
+            parts += f" − 追缴 {format_yuan(-self.clawback_fen)}"
+        return parts
 
     @property
     def confirmation(self) -> str:
@@ -526,10 +660,11 @@ COMPANY_HEADERS = [
     "受理件数",
     "剔除行数",
     *MONEY_HEADERS,
-    "补充结算调整(元)",
+    "补充结算及追缴(元)",
     "本期实付(元)",
 ]
 NO_LINES = "本月无投递记录（本期只有补充结算调整）"
+CLAWBACK_KINDS = {"manual": "追缴", "true_up": "年度盈亏平衡清算"}
 
 
 def void_banner(voided: dict | None, subject: str = "结算单") -> str | None:
@@ -656,7 +791,26 @@ def _layout(data: MonthData, company: str | None) -> Layout:
         listings=listings,
         notes=notes,
         run_id=data.run_id,
+        clawbacks=_clawback_rows(data, company),
+        clawback_lines=data.company_clawback_lines(company),
     )
+
+
+def _clawback_rows(data: MonthData, company: str | None) -> list[ClawbackRow]:
+    return [
+        ClawbackRow(
+            r["clawback_id"],
+            r["kind"],
+            _company_label(data, r["company"]),
+            r["source_months"],
+            r["waybills"],
+            r["amount_fen"],
+            r["reason"],
+            f"{r['recorded_by']}，{local_text(r['recorded_at'], seconds=False)}",
+            list(r["first_waybills"] or []),
+        )
+        for r in data.company_clawbacks(company).iter_rows(named=True)
+    ]
 
 
 def _company_rows(data: MonthData) -> list[CompanyRow]:
@@ -675,6 +829,10 @@ def _company_rows(data: MonthData) -> list[CompanyRow]:
         .agg(pl.col("subsidy_fen").sum())
         .iter_rows()
     }
+    clawed = {
+        c: int(f)
+        for c, f in data.clawbacks.group_by("company").agg(pl.col("amount_fen").sum()).iter_rows()
+    }
     rows = {
         rec["company"]: CompanyRow(
             rec["company"],
@@ -683,11 +841,17 @@ def _company_rows(data: MonthData) -> list[CompanyRow]:
             rec["rejected"],
             [rec[k] for k in MONEY_COLUMNS],
             adj.get(rec["company"], 0),
+            clawed.get(rec["company"], 0),
         )
         for rec in by.iter_rows(named=True)
     }
-    for c, fen in adj.items():
-        rows.setdefault(c, CompanyRow(c, _company_label(data, c), 0, 0, [0, 0, 0, 0], fen))
+    for c in {*adj, *clawed}:
+        rows.setdefault(
+            c,
+            CompanyRow(
+                c, _company_label(data, c), 0, 0, [0, 0, 0, 0], adj.get(c, 0), clawed.get(c, 0)
+            ),
+        )
     out = [rows[c] for c in sorted(rows)]
     others = data.lines.filter(~registered)
     if others.height:
@@ -716,22 +880,31 @@ class Notice:
     year: int
     month: int
     league_name: str
-    rows: list[tuple[str, str, int, int, int]]  # code, name, parcels, month 分, adjustments 分
+    # code, name, parcels, month 分, supplementary adjustments 分, clawbacks 分 (≤ 0)
+    rows: list[tuple[str, str, int, int, int, int]]
     period: str | None  # 公示期 from the seal
     seal: list[tuple[str, str]] | None
     void_banner: str | None
     run_id: str
+    clawbacks: list[ClawbackRow] = field(default_factory=list)
 
     @property
     def total_fen(self) -> int:
-        return sum(r[3] + r[4] for r in self.rows)
+        return sum(r[3] + r[4] + r[5] for r in self.rows)
 
 
 def _notice(data: MonthData) -> Notice:
     rows = [
-        (r.code, data.company_names[r.code], r.accepted, r.money[-1], r.adjustment_fen)
+        (
+            r.code,
+            data.company_names[r.code],
+            r.accepted,
+            r.money[-1],
+            r.adjustment_fen,
+            r.clawback_fen,
+        )
         for r in _company_rows(data)
-        if r.code in data.company_names and (r.accepted or r.adjustment_fen)
+        if r.code in data.company_names and (r.accepted or r.adjustment_fen or r.clawback_fen)
     ]
     year, mon = (int(x) for x in data.month.split("-"))
     seal = data.seal
@@ -747,16 +920,26 @@ def _notice(data: MonthData) -> Notice:
         seal=_seal_block(seal),
         void_banner=void_banner(data.voided, "公示名单"),
         run_id=data.run_id,
+        clawbacks=_clawback_rows(data, None),
     )
+
+
+NOTICE_HEADERS = [
+    "企业编码",
+    "企业名称",
+    "受理件数",
+    "本月结算(元)",
+    "补充结算调整(元)",
+    "追缴(元)",
+    "合计(元)",
+]
 
 
 def _write_notice_csv(path: Path, notice: Notice) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        ["企业编码", "企业名称", "受理件数", "本月结算(元)", "补充结算调整(元)", "合计(元)"]
-    )
-    for code, name, parcels, fen, adj in notice.rows:
+    writer.writerow(NOTICE_HEADERS)
+    for code, name, parcels, fen, adj, claw in notice.rows:
         writer.writerow(
             [
                 excel_safe(code),
@@ -764,7 +947,8 @@ def _write_notice_csv(path: Path, notice: Notice) -> None:
                 parcels,
                 str(fen_to_yuan(fen)),
                 str(fen_to_yuan(adj)),
-                str(fen_to_yuan(fen + adj)),
+                str(fen_to_yuan(claw)),
+                str(fen_to_yuan(fen + adj + claw)),
             ]
         )
     path.write_bytes(b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8"))
@@ -810,7 +994,11 @@ def render(
         data.in_workbook = _workbook_listings(data)
         present = sorted(
             c
-            for c in {*data.lines["company"].unique().to_list(), *data.adjustments["company"]}
+            for c in {
+                *data.lines["company"].unique().to_list(),
+                *data.adjustments["company"],
+                *data.clawbacks["company"],
+            }
             if c in data.company_names
         )
         if company is not None and company not in present:
@@ -825,7 +1013,8 @@ def render(
 
         def record(path: Path, who: str | None, lay_totals: dict, due_fen: int) -> None:
             # subsidy_fen is the ledger's payable (settle verify compares it to the ledger);
-            # due_fen adds the supplementary adjustments booked in this month (本期实付)
+            # due_fen adds the supplementary adjustments and clawbacks booked in this month
+            # (本期实付, sql/92_payable.sql)
             manifest["files"][path.name] = {
                 "sha256": sha256_file(path),
                 "company": who,
@@ -865,6 +1054,7 @@ def render(
                 "run_id": data.run_id,
                 "ledger_subsidy_fen": _totals(data.lines)["subsidy_fen"],
                 "adjustment_fen": int(data.adjustments["subsidy_fen"].sum() or 0),
+                "clawback_fen": int(data.clawbacks["amount_fen"].sum() or 0),
             }
         )
         for key, value in (("seal", data.seal), ("voided", voided)):

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import journal
+from . import SQL_DIR, journal, shipped
 from .catalog import apply_comments
 from .clock import now_naive_utc
 from .db import bound
@@ -164,6 +164,81 @@ MIGRATIONS += (
     (
         "relocatable store: out_dir relative to the store; journal, events, dependencies, voids",
         _relocatable,
+    ),
+)
+
+MIGRATIONS += (
+    (
+        "paying out (SPEC §10): payment batches, their lines and months, clawbacks, year closes",
+        """
+        CREATE TABLE payment_batches (
+            batch_id       VARCHAR PRIMARY KEY,   -- also its journal entry (journal/<batch_id>.json)
+            league_code    VARCHAR NOT NULL,
+            state          VARCHAR NOT NULL CHECK (state IN ('created', 'paid')),
+            months         VARCHAR NOT NULL,      -- '2025-01,2025-02'
+            amount_fen     BIGINT NOT NULL CHECK (amount_fen >= 0),
+            created_by     VARCHAR NOT NULL,
+            created_at     TIMESTAMP NOT NULL,
+            confirmed_by   VARCHAR,
+            confirmed_at   TIMESTAMP,
+            paid_on        DATE,
+            voucher        VARCHAR,
+            files          VARCHAR NOT NULL,      -- JSON: file name -> SHA-256
+            confirm_entry_id VARCHAR,
+            CHECK (state = 'created' OR (confirmed_by IS NOT NULL AND paid_on IS NOT NULL
+                                          AND voucher IS NOT NULL))
+        );
+        CREATE TABLE payment_lines (
+            batch_id            VARCHAR NOT NULL,
+            company             VARCHAR NOT NULL,
+            payee_name          VARCHAR,
+            credit_code         VARCHAR,
+            bank                VARCHAR,
+            account             VARCHAR,
+            months              VARCHAR NOT NULL,
+            due_fen             BIGINT NOT NULL,   -- Σ the months' payable (sealed statements)
+            carried_in_fen      BIGINT NOT NULL CHECK (carried_in_fen <= 0),
+            amount_fen          BIGINT NOT NULL CHECK (amount_fen >= 0),
+            carried_forward_fen BIGINT NOT NULL CHECK (carried_forward_fen <= 0),
+            PRIMARY KEY (batch_id, company)
+        );
+        CREATE TABLE payment_months (
+            league_code  VARCHAR NOT NULL,
+            month        VARCHAR NOT NULL,
+            batch_id     VARCHAR NOT NULL,
+            due_fen      BIGINT NOT NULL,
+            PRIMARY KEY (league_code, month)        -- a month is paid at most once
+        );
+        CREATE TABLE clawbacks (
+            clawback_id     VARCHAR NOT NULL,       -- its journal entry
+            kind            VARCHAR NOT NULL CHECK (kind IN ('manual', 'true_up')),
+            league_code     VARCHAR NOT NULL,
+            booked_in_month VARCHAR NOT NULL,
+            company         VARCHAR NOT NULL,
+            waybill_no      VARCHAR NOT NULL,
+            amount_fen      BIGINT NOT NULL CHECK (amount_fen < 0),
+            source_month    VARCHAR NOT NULL,
+            source_run_id   VARCHAR NOT NULL,
+            reason          VARCHAR NOT NULL,
+            recorded_by     VARCHAR NOT NULL,
+            recorded_at     TIMESTAMP NOT NULL,
+            PRIMARY KEY (clawback_id, waybill_no)
+        );
+        CREATE TABLE year_closes (
+            league_code     VARCHAR NOT NULL,
+            year            INTEGER NOT NULL,
+            start_month     VARCHAR NOT NULL,
+            end_month       VARCHAR NOT NULL,
+            annual_true_up  BOOLEAN NOT NULL,
+            true_up_fen     BIGINT NOT NULL,
+            booked_in_month VARCHAR,
+            closed_by       VARCHAR NOT NULL,
+            closed_at       TIMESTAMP NOT NULL,
+            files           VARCHAR NOT NULL,       -- JSON: file name -> SHA-256
+            entry_id        VARCHAR NOT NULL,
+            PRIMARY KEY (league_code, year)
+        );
+        """,
     ),
 )
 
@@ -623,6 +698,8 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, temp: bool = Fals
             else EMPTY_PAID
         )
     )
+    if not temp and "clawbacks" in tables:  # what each statement pays (SPEC §10)
+        con.execute(shipped(SQL_DIR / "92_payable.sql").read_text(encoding="utf-8"))
     if not temp:
         search_path(con, store)
 
@@ -814,14 +891,41 @@ def month_state(store: Path, league: str, month: Month) -> MonthState:
 
 
 def next_open_month(store: Path, league: str, after: Month) -> Month:
-    """The first month after `after` that is not sealed: where a supplement is paid."""
+    """The first month after `after` that is neither sealed nor in a closed budget year: where
+    a supplement or a clawback is booked (SPEC §10: a closed year's changes go to the next)."""
+    return first_open_month(store, league, after.shift(1))
+
+
+def first_open_month(store: Path, league: str, start: Month) -> Month:
+    """The first month from `start` on that is neither sealed nor in a closed budget year."""
     sealed = {
         r["month"] for r in _query(store, "SELECT month FROM seals WHERE league_code = ?", [league])
     }
-    month = after.shift(1)
-    while str(month) in sealed:
+    closed = [
+        (Month.parse(c["start_month"]), Month.parse(c["end_month"]))
+        for c in closed_years(store, league)
+    ]
+    month = start
+    while str(month) in sealed or any(a <= month <= b for a, b in closed):
         month = month.shift(1)
     return month
+
+
+def closed_years(store: Path, league: str | None = None) -> list[dict]:
+    """The budget years closed by settle close-year (SPEC §10), oldest first."""
+    return _query(
+        store,
+        "SELECT * FROM year_closes WHERE ? IS NULL OR league_code = ? ORDER BY league_code, year",
+        [league, league],
+    )
+
+
+def closed_year_of(store: Path, league: str, month: Month) -> dict | None:
+    """The closed budget year holding `month`, if any: its months cannot be settled again."""
+    for c in closed_years(store, league):
+        if c["start_month"] <= str(month) <= c["end_month"]:
+            return c
+    return None
 
 
 #: Current runs that rejected waybills as ALREADY_SETTLED against a run that is no longer

@@ -402,9 +402,17 @@ def test_notice_lists_the_months_adjustments(tmp_path, monkeypatch):
         csv.reader((folder / "public_notice.csv").read_text(encoding="utf-8-sig").splitlines())
     )
     assert rows == [
-        ["企业编码", "企业名称", "受理件数", "本月结算(元)", "补充结算调整(元)", "合计(元)"],
-        ["YTO", "圆通速递", "0", "0.00", "0.15", "0.15"],
-        ["ZTO", "中通快递", "1", "0.15", "0.10", "0.25"],
+        [
+            "企业编码",
+            "企业名称",
+            "受理件数",
+            "本月结算(元)",
+            "补充结算调整(元)",
+            "追缴(元)",
+            "合计(元)",
+        ],
+        ["YTO", "圆通速递", "0", "0.00", "0.15", "0.00", "0.15"],
+        ["ZTO", "中通快递", "1", "0.15", "0.10", "0.00", "0.25"],
     ]
     page = (folder / "public_notice.html").read_text(encoding="utf-8")
     assert '<td class="n" id="total-subsidy">0.15</td>' in page

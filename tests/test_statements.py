@@ -223,8 +223,11 @@ def test_public_notice(settled):
     for c, name in (("YTO", "圆通速递"), ("ZTO", "中通快递")):
         part = ledger.filter(pl.col("company") == c)
         fen = part["subsidy_fen"].sum()
-        expected.append([c, name, str(part.height), f"{fen / 100:.2f}", "0.00", f"{fen / 100:.2f}"])
-    header = ["企业编码", "企业名称", "受理件数", "本月结算(元)", "补充结算调整(元)", "合计(元)"]
+        expected.append(
+            [c, name, str(part.height), f"{fen / 100:.2f}", "0.00", "0.00", f"{fen / 100:.2f}"]
+        )
+    header = ["企业编码", "企业名称", "受理件数", "本月结算(元)", "补充结算调整(元)", "追缴(元)"]
+    header.append("合计(元)")
     assert rows == [header, *expected]
     page = (folder / "public_notice.html").read_text(encoding="utf-8")
     assert '<td class="n" id="total-due">0.50</td>' in page

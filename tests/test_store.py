@@ -377,6 +377,7 @@ def test_store_of_the_first_schema_is_migrated_to_read_paid_waybills_from_ledger
         (1,),
         (2,),
         (3,),
+        (4,),
     ]
     assert sorted(office.sql("SELECT month, waybill_no FROM settled_waybills")) == [
         ("2025-02", "W1"),

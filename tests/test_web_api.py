@@ -104,6 +104,15 @@ ROUTES = [
     ("post", "/api/verify", None),
     ("get", "/api/explain?waybill=ZT001", None),
     ("get", "/api/events", None),
+    # paying out (their refusals by role: tests/test_web_payouts.py)
+    ("get", f"/api/payouts?league={L}&year=2025", None),
+    ("post", "/api/batches", {"league": L, "months": [M]}),
+    ("get", "/api/batches/pay-150700-0001", None),
+    ("post", "/api/batches/pay-150700-0001/confirm", {"paid_on": "2025-06-01", "voucher": "V"}),
+    ("get", "/api/batches/pay-150700-0001/files/pay-150700-0001.xlsx", None),
+    ("post", f"/api/clawbacks?league={L}&month={M}", None),
+    ("post", "/api/close-year", {"league": L, "year": 2025}),
+    ("get", f"/api/annual/{L}/2025/ZTO.xlsx", None),
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import V1, V2, make_config
+from conftest import COMPANIES, V1, V2, make_config
 
 from settlement.web.accounts import Accounts, portal_db
 from settlement.web.app import create_app
@@ -56,9 +56,9 @@ YTO_MARCH = gbk_log(
 )
 
 
-def make_portal(root: Path, upload_limit: int = 64 * 1024):
+def make_portal(root: Path, upload_limit: int = 64 * 1024, companies: str = COMPANIES):
     """The app, with every test user created; (app, settings)."""
-    config = make_config(root / "config")
+    config = make_config(root / "config", companies=companies)
     out = root / "out"
     settings = Settings(out, out / "settlement.duckdb", config, upload_limit=upload_limit)
     accounts = Accounts(portal_db(settings.store.resolve()))

@@ -40,6 +40,10 @@ RIGHTS: dict[str, frozenset[str]] = {
     "events": frozenset({"auditor"}),
     "simulate": frozenset({"admin"}),  # start a policy simulation
     "simulations": frozenset({"admin", "auditor"}),  # read the 盟市's simulations
+    # paying out (SPEC §10): a company sees its own lines, clawbacks and annual statement
+    "payouts": frozenset({"admin", "company", "auditor"}),
+    "payment_files": frozenset({"admin", "auditor"}),  # every company's bank data
+    "pay": frozenset({"admin"}),  # create and confirm batches, clawbacks, close the year
 }
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 

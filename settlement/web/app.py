@@ -25,7 +25,7 @@ from ..errors import (
     SettlementError,
     UsageError,
 )
-from . import api, pages, pages_auditor, pages_simulate
+from . import api, api_payouts, pages, pages_auditor, pages_payout, pages_simulate  # noqa: F401 (api_payouts: routes on api.router)
 from .access import Forbidden, NotAuthenticated, identify
 from .accounts import BadLogin, Throttled
 from .portal import Busy, NotFound, Portal, Settings
@@ -250,10 +250,11 @@ def create_app(settings: Settings) -> FastAPI:
     for kind in (SettlementError, NotAuthenticated, Forbidden):
         app.add_exception_handler(kind, handle)
     app.include_router(api.public)
-    app.include_router(api.router)
+    app.include_router(api.router)  # with api_payouts' routes, registered on import
     app.include_router(pages.router)
     app.include_router(pages_auditor.router)
     app.include_router(pages_simulate.api)
     app.include_router(pages_simulate.router)
+    app.include_router(pages_payout.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

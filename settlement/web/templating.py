@@ -38,18 +38,21 @@ MENUS = {
     "company": (
         ("/months", "本企业结算月份"),
         ("/submit", "提交投递日志"),
+        ("/payouts", "拨付与追缴"),
         ("/docs", "接口文档（API）"),
     ),
     "admin": (
         ("/months", "结算月份"),
         ("/status", "预算年度执行"),
         ("/simulations", "政策模拟测算"),
+        ("/payouts", "资金拨付"),
         ("/docs", "接口文档（API）"),
     ),
     "auditor": (
         ("/months", "结算月份"),
         ("/status", "预算年度执行"),
         ("/simulations", "政策模拟测算"),
+        ("/payouts", "资金拨付"),
         ("/sql", "SQL 查询"),
         ("/queries", "预置查询"),
         ("/verify", "全面校验"),
