@@ -6,6 +6,7 @@ directories, cannot change its own configuration, and accepts exactly one SELECT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from .screen import table
 from .store import (
     EMPTY_PAID,
     STALE_SQL,
+    STATEMENTS_SHA_SQL,
     connect_file,
     refresh_views,
     resolve_out,
@@ -49,7 +51,7 @@ REFUSAL = {
     "DETACH": "卸载数据库（DETACH）",
     "LOAD": "安装或加载扩展（INSTALL/LOAD）",
     "SET": "修改设置（SET/RESET/USE）",
-    "PRAGMA": "PRAGMA 指令",
+    "PRAGMA": "执行 PRAGMA 指令",
     "EXPORT": "导出数据库（EXPORT）",
     "CALL": "调用过程（CALL/CHECKPOINT）",
     "TRANSACTION": "事务控制",
@@ -108,14 +110,23 @@ def run_readonly(
     max_rows: int = 100_000,
     timeout: float = 60.0,
 ) -> pl.DataFrame:
-    """Run one checked query with a time and a row limit; the result as a DataFrame."""
+    """Run one checked query with a time and a row limit; the result as a DataFrame (through
+    Arrow, so that every DuckDB type — maps, lists, decimals — arrives as itself)."""
+    import pyarrow as pa
+
     check_query(sql)
     timer = threading.Timer(timeout, con.interrupt)
     timer.start()
+    batches, count, reader = [], 0, None
     try:
-        cursor = con.execute(sql, params) if params else con.execute(sql)
-        columns = [d[0] for d in cursor.description]
-        rows = cursor.fetchmany(max_rows + 1)
+        relation = con.sql(sql, params=params) if params else con.sql(sql)
+        reader = relation.to_arrow_reader(10_000)
+        for batch in reader:
+            batches.append(batch)
+            count += batch.num_rows
+            if count > max_rows:
+                break
+        schema = reader.schema
     except duckdb.InterruptException:
         raise SettlementError(
             f"查询超过 {timeout:g} 秒的时间限制，已中止（可用 --timeout 放宽）"
@@ -128,19 +139,27 @@ def run_readonly(
         raise RefusedError(f"查询失败：{str(exc).splitlines()[0]}") from None
     finally:
         timer.cancel()
-    if len(rows) > max_rows:
+        if reader is not None:  # an undrained result would keep the store open
+            reader.close()
+    if count > max_rows:
         raise SettlementError(
             f"查询结果超过 {max_rows:,} 行的行数限制，未输出；请加 LIMIT、汇总，或用 --max-rows 放宽"
         )
-    unique = []
-    for c in columns:
+    unique: list[str] = []
+    for c in schema.names:
         name = c
         while name in unique:
             name += "_"
         unique.append(name)
-    if not rows:
-        return pl.DataFrame(schema={c: pl.String for c in unique})
-    return pl.DataFrame(rows, schema=unique, orient="row", infer_schema_length=None)
+    table = pa.Table.from_batches(batches, schema).rename_columns(unique)
+    frame = pl.from_arrow(table)
+    # SUM over BIGINT is a HUGEINT, which Arrow carries as decimal(38, 0): whole 分 stay
+    # integers wherever they fit
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Decimal) and dtype.scale == 0:
+            with contextlib.suppress(pl.exceptions.InvalidOperationError):
+                frame = frame.with_columns(pl.col(name).cast(pl.Int64, strict=True))
+    return frame
 
 
 def write_result(frame: pl.DataFrame, fmt: str, output: Path | None) -> str | None:
@@ -469,7 +488,10 @@ def verify(
             if (league and run["league_code"] != league) or (month and run["month"] != month):
                 continue
             report.runs += 1
-            _verify_run(out_dir, run, report)
+            recorded = con.execute(
+                STATEMENTS_SHA_SQL, [run["league_code"], run["month"]]
+            ).fetchall()
+            _verify_run(out_dir, run, report, recorded[0][0] if recorded else None)
         for finding in run_audits(con):
             report.problems.append(
                 Problem(
@@ -547,7 +569,9 @@ def _verify_journal(out_dir: Path, entries: list[dict], report: VerifyReport) ->
         previous = item
 
 
-def _verify_run(out_dir: Path, run: dict, report: VerifyReport) -> None:
+def _verify_run(
+    out_dir: Path, run: dict, report: VerifyReport, statements_sha: str | None = None
+) -> None:
     entry = out_dir / journal.entry_rel(run["run_id"])
     if not entry.exists():
         return
@@ -578,10 +602,12 @@ def _verify_run(out_dir: Path, run: dict, report: VerifyReport) -> None:
             )
         else:
             report.files += 1
-    _verify_totals(out_dir, run, manifest, report)
+    _verify_totals(out_dir, run, manifest, report, statements_sha)
 
 
-def _verify_totals(out_dir: Path, run: dict, manifest: dict, report: VerifyReport) -> None:
+def _verify_totals(
+    out_dir: Path, run: dict, manifest: dict, report: VerifyReport, statements_sha: str | None
+) -> None:
     """Ledger, units, manifest, store and statements agree to the 分 (SPEC §7.5)."""
     part = manifest.get("part", PART_FILE)
     league, month = run["league_code"], run["month"]
@@ -624,6 +650,27 @@ def _verify_totals(out_dir: Path, run: dict, manifest: dict, report: VerifyRepor
     data = json.loads(smanifest.read_text(encoding="utf-8"))
     if data.get("run_id") != run["run_id"]:
         report.problems.append(Problem(str(smanifest), "结算单", "结算单不是由当前批次生成的"))
+    # statements.json holds every statement's SHA-256; the store holds statements.json's,
+    # recorded whenever the statements were rendered (run, seal, settle statement …)
+    if statements_sha is None:
+        report.notes.append(
+            f"结算库没有记录 {smanifest} 的 SHA-256（由较早的版本生成）；重新生成结算单后即可核对"
+        )
+    elif sha256_file(smanifest) != statements_sha:
+        report.problems.append(
+            Problem(
+                str(smanifest),
+                "结算单",
+                "SHA-256 与结算库最后一次记录的不符：结算单或其清单在生成后被改动"
+                "（如需重新生成，请用 settle statement）",
+            )
+        )
+    for extra in sorted(
+        {p.name for p in folder.iterdir()} - set(data["files"]) - {"statements.json"}
+    ):
+        report.problems.append(
+            Problem(str(folder / extra), "结算单", "结算单目录中有 statements.json 未列出的文件")
+        )
     for name, entry in data["files"].items():
         path = folder / name
         report.files += 1

@@ -131,6 +131,9 @@ def _usage_message(exc: click.exceptions.UsageError) -> str:
         return f"没有选项 {exc.option_name}"
     if isinstance(exc, click.exceptions.BadParameter) and name:
         return f"参数 {name} 的值无效：{exc.message}"
+    if exc.message.startswith("Got unexpected extra argument"):
+        extra = exc.message.split("(", 1)[-1].rstrip(")")
+        return f"多余的参数：{extra}（选项要写成 --名称 值，如 --param month=2025-03）"
     if exc.message.startswith("No such command"):
         return "没有这个命令：" + exc.message.split("'")[1] if "'" in exc.message else exc.message
     return exc.message
@@ -267,7 +270,11 @@ def _print_run(result) -> None:
     click.echo(
         f"结算完成  {m['league_name']}（{m['league_code']}） {m['month']}  批次 {m['run_id']}"
     )
+    if result.new_store is not None:
+        click.echo(f"  新建结算库 {result.new_store}（此前没有结算记录）")
     click.echo(f"  输入 {c['rows_in']:,} 行：受理 {c['parcels']:,} 件，剔除 {c['rejects']:,} 行")
+    for skipped in m.get("skipped_files", []):
+        click.echo(f"  未读取 {skipped['path']}：{skipped['reason']}")
     for code in REASONS:
         if code not in c["by_reason"]:
             continue
@@ -385,6 +392,21 @@ def _write_table(table, path: Path) -> None:
     elif suffix == ".xlsx":
         df.write_excel(path, autofit=True)
     elif suffix == ".csv":
+        import re
+
+        from .statements import FORMULA_PREFIXES
+
+        # text from logs is untrusted: a cell starting = + - @ would be a formula in Excel
+        # (statements.excel_safe's guard, on whole columns)
+        formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
+        df = df.with_columns(
+            pl.when(pl.col(c).str.contains(formula))
+            .then(pl.lit("'") + pl.col(c))
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c, t in df.schema.items()
+            if t == pl.String
+        )
         path.write_bytes(b"\xef\xbb\xbf" + df.write_csv().encode("utf-8"))  # BOM: Excel opens it
     else:
         raise UsageError(f"不支持的输出格式 {path.name}（应为 .csv、.xlsx 或 .parquet）")
@@ -445,9 +467,11 @@ def statement(
     --rejects-csv export one listing instead, however long.
     """
     from .lock import store_lock
-    from .statements import export_detail, export_rejects, render, statements_dir
+    from .statements import export_detail, export_rejects, rerender, statements_dir
 
     cfg = load_config(config_dir)
+    if company is not None:
+        cfg.check_company(company)
     if detail_csv is not None and rejects_csv is not None:
         raise click.UsageError("--detail-csv 与 --rejects-csv 不能同时使用")
     if detail_csv is not None or rejects_csv is not None:
@@ -465,7 +489,15 @@ def statement(
         return
     lock_on = store if store is not None else out_dir / "settlement.duckdb"
     with store_lock(lock_on, say=lambda m: click.echo(m, err=True)):
-        manifest = render(out_dir, cfg, league, month, store, company, with_detail=with_detail)
+        manifest = rerender(
+            out_dir,
+            cfg,
+            league,
+            month,
+            store or out_dir / "settlement.duckdb",
+            company=company,
+            with_detail=with_detail,
+        )
     directory = statements_dir(out_dir, league, str(month))
     for name, entry in sorted(manifest["files"].items()):
         if company is None or entry["company"] == company:
@@ -485,7 +517,13 @@ def statement(
     type=click.Path(path_type=Path),
     help="申报文件（CSV/XLSX/Parquet）：运单号(waybill_no)，可选 申报金额(claimed_yuan)。",
 )
-@out_option("结算输出目录；对账结果写入其下 reconciliation/。")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="结算输出目录，对账结果写入其下 reconciliation/；默认 out/，给出 --store 时为结算库记录的输出目录。",
+)
 @store_path_option("结算库：给出时从库中该月有效批次的记录找到结算输出目录。")
 @config_option
 @friendly
@@ -502,7 +540,8 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
     from .reconcile import reconcile as run_reconcile
 
     cfg = load_config(config_dir)
-    data_dir = out_dir
+    cfg.check_company(company)
+    data_dir = out_dir = out_dir if out_dir is not None else (None if store else Path("out"))
     if store is not None:
         from .store import list_runs, require_store, resolve_out
 
@@ -511,6 +550,7 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
         if not current:
             raise UsageError(f"结算库 {store} 中没有盟市 {league} {month} 的有效结算批次")
         data_dir = resolve_out(store, current[0]["out_dir"])
+        out_dir = out_dir or data_dir  # the report goes beside the month's outputs
     result = run_reconcile(
         data_dir, league, str(month), company, claim_file, set(cfg.companies), out_dir
     )
@@ -757,7 +797,7 @@ def seal(
     """
     from .lock import store_lock
     from .months import seal_month
-    from .statements import details_written, render
+    from .statements import details_written, rerender
     from .store import recorded_out, require_store
 
     require_store(store)
@@ -772,14 +812,15 @@ def seal(
     with store_lock(store, say=lambda m: click.echo(m, err=True)):
         row = seal_month(store, league, month, approval)
         out_dir = recorded_out(store)
-        render(
-            out_dir, cfg, league, month, store, with_detail=details_written(out_dir, league, month)
-        )
+        keep = details_written(out_dir, league, month)
+        rerender(out_dir, cfg, league, month, store, why="seal", with_detail=keep)
     click.echo(
         f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审核人 {row['reviewed_by']}，"
         f"审批人 {row['approved_by']}，审批文号 {row['approval_ref']}，公示 {notice_start} 至 "
         f"{notice_end}）；结算单已重新生成并显示封存信息"
     )
+    for warning in row["warnings"]:
+        click.echo(f"  注意：{warning}")
 
 
 @main.command()
@@ -1347,8 +1388,8 @@ def user_add(name, role, leagues, company, store, config_dir) -> None:
     """Create a portal account; the password is read from standard input (asked twice on a
     terminal)."""
     cfg = load_config(config_dir)
-    if company is not None and company not in cfg.companies:
-        raise UsageError(f"企业编码 {company} 未在 companies.toml 中登记")
+    if company is not None:
+        cfg.check_company(company)
     for league in leagues:
         cfg.policy(league)
     accounts = _accounts(store)

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .money import has_at_most_scale
 from .payout.payee import PAYEE_FIELDS, account_problem, credit_code_problem
 
@@ -140,6 +140,14 @@ class Config:
         """Chinese name of a 盟市 from the registry ('' when unknown)."""
         hit = self.leagues.filter(pl.col("code") == league_code)
         return hit["name"][0] if hit.height else ""
+
+    def check_company(self, code: str) -> str:
+        """A company code given on the command line, or a UsageError (with a hint when only
+        the case differs: `zto` → ZTO)."""
+        if code in self.companies:
+            return code
+        hint = f"（是否为 {code.upper()}？）" if code.upper() in self.companies else ""
+        raise UsageError(f"企业编码 {code} 未在 companies.toml 中登记{hint}")
 
     def county_names(self) -> dict[str, str]:
         """County code -> Chinese name."""

@@ -54,7 +54,7 @@ from .rules import (
     read_rows,
     run_sql,
 )
-from .statements import details_written, render
+from .statements import details_written, render, rerender, statements_sha
 from .store import (
     check_out_dir,
     closed_year_of,
@@ -81,6 +81,7 @@ class RunResult:
     payouts: list[dict] = field(default_factory=list)  # by company and county
     changes: list[dict] = field(default_factory=list)  # replacing: per company, old and new
     stale: list[dict] = field(default_factory=list)  # months now stale (SPEC §8.5)
+    new_store: Path | None = None  # the store, when this run created it
 
 
 def new_run_id(league: str, month: Month) -> str:
@@ -212,6 +213,7 @@ def settle_month(
     say = progress or (lambda _msg: None)
     cfg.policy(league)  # a configuration error before anything else
     store = store if store is not None else out_dir / "settlement.duckdb"
+    new_store = None if Path(store).exists() else Path(store)
     if not force:
         refuse_unfinished_month(month)
     # open every file (and refuse an unreadable one) before anything is written, the lock
@@ -235,7 +237,7 @@ def settle_month(
                     say(message)
                 check_out_dir(store, out_dir)
                 request = RunRequest(supplementary, replace, force, actor or Actor.cli())
-                return _settle_locked(
+                result = _settle_locked(
                     con,
                     cfg,
                     league,
@@ -249,6 +251,8 @@ def settle_month(
                     started,
                     stream.skipped,
                 )
+                result.new_store = new_store
+                return result
         finally:
             con.close()
     finally:
@@ -300,11 +304,13 @@ def refuse_misdirected(con, league: str, month: Month, rows: int) -> None:
         SELECT v.league_code, COUNT(*) AS n FROM rows r JOIN village_dim v ON v.village = r.village
         WHERE r.reason_code = 'WRONG_LEAGUE' GROUP BY 1 ORDER BY n DESC, 1 LIMIT 1""",
     )
+    # a hint only for the reason most of those rows have: 200 rows of another 盟市 among
+    # 19,000 of another month say nothing about --league
     hints = []
-    if leagues:
+    if leagues and counts.get("WRONG_LEAGUE", 0) * 2 > wrong:
         hints.append(f"这些村大多属于盟市 {leagues[0]['league_code']}")
     usual = next((r["usual_month"] for r in found if r["usual_month"]), None)
-    if usual:
+    if usual and counts.get("OUTSIDE_PERIOD", 0) * 2 > wrong:
         hints.append(f"签收时间大多在 {usual}")
     raise RefusedError(
         f"本次输入 {rows:,} 行中，{counts.get('WRONG_LEAGUE', 0):,} 行不属于盟市 {league}"
@@ -483,12 +489,15 @@ def _settle_locked(
         manifest_file = out_dir / manifest_rel
         record = _run_record(manifest, started, manifest_file, out_dir, store)
         say("写入结算库")
-        superseded = record_run(store, record, reference, request.actor, dependencies)
+        statements_sha256 = None if supplementary else statements_sha(out_dir, league, month)
+        superseded = record_run(
+            store, record, reference, request.actor, dependencies, statements_sha256
+        )
         crash_point("committed")
     finally:
         discard(staging)
     if supplementary:
-        _render_payment_month(cfg, league, month, out_dir, store, say)
+        _render_payment_month(cfg, league, month, out_dir, store, say, request.actor)
     say(
         f"完成：{manifest['counts']['parcels']:,} 件受理，补贴 {manifest['totals']['subsidy_fen']:,} 分"
     )
@@ -542,7 +551,7 @@ def _audit_before_publishing(store, reference, staging, out_dir, manifest, suppl
         )
 
 
-def _render_payment_month(cfg, league, month, out_dir, store, say) -> None:
+def _render_payment_month(cfg, league, month, out_dir, store, say, actor) -> None:
     """After a supplementary run: the statements of the month that pays it, when already
     settled, so its adjustment line appears there."""
     target = next_open_month(store, league, month)
@@ -550,7 +559,7 @@ def _render_payment_month(cfg, league, month, out_dir, store, say) -> None:
         say(f"更新 {target} 结算单的补充结算调整项")
         # that month's ledger is unchanged: parcel details written on request stay beside it
         keep = details_written(out_dir, league, target)
-        render(out_dir, cfg, league, target, store, with_detail=keep)
+        rerender(out_dir, cfg, league, target, store, actor, "supplementary", with_detail=keep)
 
 
 def _run_record(
@@ -713,8 +722,11 @@ def validate_logs(
         try:
             refuse_unfinished_month(month)
             refuse_misdirected(con, league, month, sum(f.rows for f in inputs))
-        except RefusedError as exc:
-            warnings.append(f"正式结算时将被拒绝：{exc}")
+        except RefusedError as exc:  # said to a company's clerk, who has no --force
+            text = str(exc)
+            for option in ("确认无误请加 --force", "确需提前结算请加 --force"):
+                text = text.replace(option, "须由盟市邮政管理局确认后才能结算")
+            warnings.append(f"正式结算时将被拒绝：{text}")
         per_file = _per_file(con, inputs)
         by_reason = dict(
             con.execute("SELECT reason_code, COUNT(*) FROM rejects_out GROUP BY 1").fetchall()

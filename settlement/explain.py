@@ -10,7 +10,7 @@ import duckdb
 
 from . import journal
 from .audit import open_readonly
-from .errors import RefusedError
+from .errors import RefusedError, UsageError
 from .money import format_yuan
 from .store import resolve_out
 
@@ -32,6 +32,9 @@ def _line(source_row: int, header_line: int | None) -> str:
 
 def explain(store: Path, waybill: str) -> list[str]:
     """Lines describing every appearance of the waybill: settled parcels and rejected rows."""
+    waybill = waybill.strip()
+    if not waybill:
+        raise UsageError("请给出运单号，如 settle explain 1234567890")
     con = open_readonly(store)
     try:
         parcels = (
@@ -64,7 +67,8 @@ def explain(store: Path, waybill: str) -> list[str]:
                 f"  原因：{r['reason_code']} {r['reason']}",
                 f"  说明：{r['detail']}",
                 f"  原始值：企业 {r['company']}，签收时间 {r['delivered_at']}，村代码 {r['village_code']}，"
-                f"距离 {r['distance_km']}，成本 {r['cost_yuan']}，收入 {r['revenue_yuan']}",
+                f"距离 {r['distance_km']}，成本 {r['cost_yuan']}，收入 "
+                f"{r['revenue_yuan'] if r['revenue_yuan'] is not None else '（空）'}",
             ]
     finally:
         con.close()

@@ -30,6 +30,7 @@ from .outputs import (
 from .period import Month
 from .store import (
     committed_runs,
+    current_runs,
     dependents,
     journal_head,
     month_state,
@@ -111,6 +112,19 @@ def seal_month(
             f"（{'、'.join(s['depends_on'] for s in stale)}），请先重新结算该月（settle run "
             "--replace），再封存"
         )
+    regular = next(r for r in current_runs(store, league, month) if r["kind"] == "regular")
+    if approval["reviewed_by"] == regular["run_by"]:
+        raise RefusedError(
+            f"盟市 {league} {month} 的结算（批次 {regular['run_id']}）是 {regular['run_by']} "
+            "运行的；按照经办与审核分离的要求，运行结算的人不能审核封存，请由另一人审核并封存"
+        )
+    warnings = []
+    settled_on = clock.to_local(regular["finished_at"]).date()
+    if approval["notice_start"] < settled_on:
+        warnings.append(
+            f"公示开始日期 {approval['notice_start']} 早于本月结算完成的日期 {settled_on}"
+            f"（批次 {regular['run_id']}）：请确认公示的是这一批次的结算结果"
+        )
     out_dir = recorded_out(store)
     entry_id = journal.new_entry_id("seal", league, str(month))
     row = {
@@ -124,10 +138,11 @@ def seal_month(
         "sealed_by": actor.name,
         "entry_id": entry_id,
     }
-    text = journal.entry_text(journal.chain({"kind": "seal", **row}, journal_head(store)))
+    payload = {"kind": "seal", **row, "warnings": warnings}
+    text = journal.entry_text(journal.chain(payload, journal_head(store)))
     journal.write_entry(out_dir, entry_id, text)
     record_seal(store, row, actor, _sha(text))
-    return row
+    return {**row, "warnings": warnings}
 
 
 def refuse_breaking_sealed(store: Path, league, month, state, force: bool) -> list[dict]:
@@ -172,7 +187,7 @@ def void_month(
 
     Months that rejected waybills as ALREADY_SETTLED against it become stale (returned); a
     sealed one makes the void refused unless `force`."""
-    from .statements import render
+    from .statements import render, statements_sha
 
     say = say or (lambda _m: None)
     require_store(store)
@@ -215,6 +230,7 @@ def void_month(
             render(staging, cfg, league, month, store, source_dir=out_dir, voided=void)
             statements = partition("statements", league, str(month))
             shutil.copytree(staging / statements, staging / archive / statements)
+            void["statements_sha256"] = statements_sha(staging, league, month)
             text = journal.entry_text(journal.chain(void, journal_head(store)))
             stage_text(staging, journal.entry_rel(entry_id), text)
             moves = [

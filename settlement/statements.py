@@ -1070,6 +1070,41 @@ def render(
         data.con.close()
 
 
+def statements_sha(out_dir: Path, league: str, month: Month | str) -> str:
+    """SHA-256 of a month's statements.json, which holds every statement file's SHA-256."""
+    return sha256_file(statements_dir(out_dir, league, str(month)) / "statements.json")
+
+
+def rerender(
+    out_dir: Path,
+    cfg: Config,
+    league: str,
+    month: Month,
+    store: Path,
+    actor=None,
+    why: str = "statements",
+    **kwargs,
+) -> dict:
+    """Render a month's statements again in place (`render`) and record statements.json's
+    SHA-256 in the store's events, so that `settle verify` notices a statement, or its entry in
+    statements.json, changed afterwards. The caller holds the store's lock."""
+    from .events import Actor
+    from .store import record_statements, require_store
+
+    require_store(store)
+    manifest = render(out_dir, cfg, league, month, store, **kwargs)
+    record_statements(
+        store,
+        league,
+        str(month),
+        manifest["run_id"],
+        statements_sha(out_dir, league, month),
+        actor or Actor.cli(),
+        why,
+    )
+    return manifest
+
+
 def _write_listing_csvs(data: MonthData, company: str | None, lay: Layout) -> list[Path]:
     """The listings that --with-detail writes beside the statements."""
     written = []

@@ -732,6 +732,7 @@ def record_run(
     reference: dict | None = None,
     actor: Actor | None = None,
     dependencies: dict[str, int] | None = None,
+    statements_sha256: str | None = None,
 ) -> str | None:
     """Publish a finished run: supersede the month's previous run, record the new one (its
     waybills are read from its ledger through the settled_waybills view), its place in the
@@ -784,12 +785,41 @@ def record_run(
                 "parcels": run["parcels"],
                 "subsidy_fen": run["subsidy_fen"],
                 "supersedes": previous_id,
+                **({"statements_sha256": statements_sha256} if statements_sha256 else {}),
             },
         )
         refresh_views(con, store)
         _write_reference(con, reference)
         apply_comments(con)
     return previous_id
+
+
+def record_statements(
+    store: Path, league: str, month: str, run_id: str, sha256: str, actor: Actor, why: str
+) -> None:
+    """Record that a month's statements were rendered again: statements.json's SHA-256 (it
+    holds every statement's), so that an edit made afterwards is found by `settle verify`."""
+    with transaction(store) as con:
+        record_event(
+            con,
+            actor,
+            "statements",
+            league,
+            month,
+            run_id,
+            {"statements_sha256": sha256, "why": why},
+        )
+
+
+#: The last SHA-256 of a month's statements.json the store recorded (at its run, void or any
+#: rendering since).
+STATEMENTS_SHA_SQL = """
+SELECT json_extract_string(detail, '$.statements_sha256') AS sha256, action, occurred_at
+FROM events
+WHERE league_code = ? AND month = ?
+  AND json_extract_string(detail, '$.statements_sha256') IS NOT NULL
+ORDER BY seq DESC LIMIT 1
+"""
 
 
 def record_void(store: Path, run_id: str, void: dict, actor: Actor, sha256: str) -> None:
@@ -828,7 +858,11 @@ def record_void(store: Path, run_id: str, void: dict, actor: Actor, sha256: str)
             void["league_code"],
             void["month"],
             run_id,
-            {"reason": void["reason"], "entry_id": void["entry_id"]},
+            {
+                "reason": void["reason"],
+                "entry_id": void["entry_id"],
+                "statements_sha256": void.get("statements_sha256"),
+            },
         )
         refresh_views(con, store)
 

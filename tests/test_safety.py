@@ -573,6 +573,7 @@ def test_every_state_change_is_an_event_with_who_and_where(tmp_path):
         (1, "张三", True, "run", "2025-02"),
         (2, "张三", True, "replace_run", "2025-02"),
         (3, "李四", True, "seal", "2025-02"),
+        (4, "李四", True, "statements", "2025-02"),  # rendered again, showing the seal
     ]
     assert desk.sql("SELECT run_by FROM runs ORDER BY started_at") == [("张三",), ("张三",)]
 

@@ -272,6 +272,8 @@ def test_statement_command_renders_again(settled):
         "statement", "--league", "150700", "--month", "2025-04", "--out", out, "--config", cfg
     )
     assert missing.exit_code == 2 and "尚未结算" in missing.output
+    with open(cfg / "companies.toml", "a", encoding="utf-8") as f:
+        f.write('\n[[company]]\ncode = "SF"\nname = "顺丰速运"\n')  # registered, no parcels
     nobody = cli(
         "statement",
         "--league",
@@ -555,6 +557,10 @@ def test_detail_csv_needs_a_company_with_parcels(settled, tmp_path):
     result = cli(*base, "--company", "ZTO", "--with-detail", "--detail-csv", tmp_path / "x.csv")
     assert result.exit_code == 2
     assert "--detail-csv 与 --with-detail 不能同时使用" in result.output
+    result = cli(*base, "--company", "SF", "--detail-csv", tmp_path / "x.csv")
+    assert result.output.strip() == "错误：企业编码 SF 未在 companies.toml 中登记"
+    with open(cfg / "companies.toml", "a", encoding="utf-8") as f:
+        f.write('\n[[company]]\ncode = "SF"\nname = "顺丰速运"\n')  # registered, no parcels
     result = cli(*base, "--company", "SF", "--detail-csv", tmp_path / "x.csv")
     assert result.exit_code == 2
     assert "企业 SF 在盟市 150700 2025-03 没有受理的投递" in result.output

@@ -294,7 +294,8 @@ async def seal(request: Request, league: str, month: str):
         month,
         who,
         notice=f"已封存：审核人 {row['reviewed_by']}，审批人 {row['approved_by']}，审批文号 "
-        f"{row['approval_ref']}，公示 {row['notice_start']} 至 {row['notice_end']}；结算单已重新生成并显示封存信息。",
+        f"{row['approval_ref']}，公示 {row['notice_start']} 至 {row['notice_end']}；结算单已重新生成并显示封存信息。"
+        + "".join(f"注意：{w}。" for w in row["warnings"]),
     )
 
 

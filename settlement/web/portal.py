@@ -34,7 +34,6 @@ from ..outputs import partition
 from ..period import Month
 from ..store import (
     budget_year,
-    current_runs,
     list_events,
     list_runs,
     month_state,
@@ -459,22 +458,18 @@ class Portal:
             self.store_access(),
             lock.store_lock(self.store, timeout=self.settings.lock_wait),
         ):
-            regular = [r for r in current_runs(self.store, league, month) if r["kind"] == "regular"]
-            if regular and regular[0]["run_by"] == who.user.name:
-                raise RefusedError(
-                    f"盟市 {league} {month} 的结算（批次 {regular[0]['run_id']}）是您运行的；"
-                    "按照经办与审核分离的要求，运行结算的人不能封存，请由另一位管理员审核并封存"
-                )
             row = months.seal_month(self.store, league, month, approval, who.actor)
-            statements.render(
+            statements.rerender(
                 self.out,
                 self.cfg,
                 league,
                 month,
                 self.store,
+                who.actor,
+                "seal",
                 with_detail=statements.details_written(self.out, league, month),
             )
-        return {k: str(v) for k, v in row.items()}
+        return {k: (v if k == "warnings" else str(v)) for k, v in row.items()}
 
     def void(self, who: Who, league: str, month: Month, reason: str) -> dict:
         """Withdraw a month's current run (作废); its companies may submit again."""
