@@ -320,7 +320,7 @@ def close_year(
         finally:
             discard(staging)
         if booked is not None:
-            rerender_month(cfg, store, out_dir, league, booked, say)
+            rerender_month(cfg, store, out_dir, league, booked, say, actor, "true_up")
     return CloseResult(
         entry_id, data, out_dir / folder, files, true_up_fen, data.booked_in_month, len(rows)
     )

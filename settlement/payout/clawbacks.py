@@ -191,16 +191,18 @@ def clawback(
         text = journal.entry_text(journal.chain(entry, journal_head(store)))
         journal.write_entry(out_dir, clawback_id, text)
         record_clawback(store, entry, rows, actor, hashlib.sha256(text.encode()).hexdigest())
-        rerender_month(cfg, store, out_dir, league, booked, say)
+        rerender_month(cfg, store, out_dir, league, booked, say, actor, "clawback")
     return ClawbackResult(clawback_id, str(booked), rows)
 
 
-def rerender_month(cfg: Config, store: Path, out_dir: Path, league: str, month: Month, say):
-    """The statements of the month an adjustment is booked in, when it is already settled."""
-    from ..statements import details_written, render
+def rerender_month(
+    cfg: Config, store: Path, out_dir: Path, league: str, month: Month, say, actor, why: str
+):
+    """The statements of the month an adjustment is booked in, when it is already settled
+    (their new SHA-256 recorded in the store, so that verify can check them)."""
+    from ..statements import details_written, rerender
 
     if (out_dir / partition("ledger", league, str(month)) / PART_FILE).exists():
         say(f"更新 {month} 结算单的追缴调整项")
-        render(
-            out_dir, cfg, league, month, store, with_detail=details_written(out_dir, league, month)
-        )
+        keep = details_written(out_dir, league, month)
+        rerender(out_dir, cfg, league, month, store, actor, why, with_detail=keep)
