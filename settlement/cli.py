@@ -745,7 +745,7 @@ def explain(waybill, out_dir, store) -> None:
     """The whole computation of one waybill: validation, policy version, area class, distance
     band, volume tier, each cap, rate_fen, its unit's break-even and budget, its subsidy_fen —
     or, for a rejected row, its reason and origin (file, row)."""
-    from .explain import explain as run_explain
+    from .audit.explain import explain as run_explain
 
     for line in run_explain(store or out_dir / "settlement.duckdb", waybill):
         click.echo(line)
@@ -1241,7 +1241,7 @@ def simulate(
 
 
 def _print_simulation(sim) -> None:
-    from .simulate_summary import Names, findings, overview_rows, signed_yuan, variant_text
+    from .simulate.summary import Names, findings, overview_rows, signed_yuan, variant_text
 
     t = sim.totals
     click.echo(f"政策模拟  {sim.league_name}（{sim.league}） {sim.first} 至 {sim.last}")

@@ -15,8 +15,8 @@ from pathlib import Path
 from ..clock import local_text
 from ..money import fen_to_yuan, format_yuan, rmb_upper
 from ..outputs import sha256_file
-from ..statement_html import _document, _e, _head, _n, _y
-from ..statement_xlsx import _Formats, _merged, _wrapped
+from ..statements.html import _document, _e, _head, _n, _y
+from ..statements.xlsx import _Formats, _merged, _wrapped
 from .annual import AnnualData
 from .documents import print_landscape
 

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from ..clock import local_text
 from ..money import fen_to_yuan, format_yuan, rmb_upper
-from ..statement_xlsx import _Formats, _merged, _shown, _wrapped
 from ..statements import excel_safe
+from ..statements.xlsx import _Formats, _merged, _shown, _wrapped
 
 #: The Parquet's columns, exactly as SPEC §10 fixes them.
 PARQUET_SCHEMA = pa.schema(

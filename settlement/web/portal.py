@@ -24,7 +24,8 @@ from typing import BinaryIO
 
 import polars as pl
 
-from .. import audit, explain, lock, months, reconcile, statements
+from .. import audit, lock, months, reconcile, statements
+from ..audit import explain
 from ..clock import local_text, now_utc
 from ..config import load_config
 from ..engine import validate_logs

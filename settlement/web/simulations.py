@@ -40,7 +40,7 @@ from ..simulate import (
     scale_policy,
     simulate,
 )
-from ..simulate_summary import html_body
+from ..simulate.summary import html_body
 from ..statements import area_class_label
 from .jobs import Job, Jobs, new_job_id
 from .portal import NotFound, Portal, Who
@@ -439,7 +439,7 @@ class Simulations:
         return out
 
     def summary_part(self, sim_id: str) -> str:
-        """The summary's HTML as the page shows it (written by simulate_summary, escaped)."""
+        """The summary's HTML as the page shows it (written by simulate.summary, escaped)."""
         path = self.folder(sim_id) / PART
         return path.read_text(encoding="utf-8") if path.is_file() else ""
 

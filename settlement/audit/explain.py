@@ -8,11 +8,11 @@ from pathlib import Path
 
 import duckdb
 
-from . import journal
-from .audit import open_readonly
-from .errors import RefusedError, UsageError
-from .money import format_yuan
-from .store import resolve_out
+from .. import journal
+from ..errors import RefusedError, UsageError
+from ..money import format_yuan
+from ..store import resolve_out
+from . import open_readonly
 
 
 def _d(value) -> str:

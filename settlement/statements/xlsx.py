@@ -14,9 +14,9 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .money import fen_to_yuan, format_yuan, rmb_upper
-from .reasons import SHORT
-from .statements import (
+from ..money import fen_to_yuan, format_yuan, rmb_upper
+from ..reasons import SHORT
+from . import (
     CLAWBACK_KINDS,
     COMPANY_HEADERS,
     COUNTY_HEADERS,
@@ -30,7 +30,7 @@ from .statements import (
 )
 
 if TYPE_CHECKING:
-    from .statements import Layout, Listing, MonthData
+    from . import Layout, Listing, MonthData
 
 LAST = len(COUNTY_HEADERS) - 1  # the signed sheet is ten columns wide, A..J
 WIDTHS = [11, 24, 22, 10, 10, 10, 13, 15, 13, 13]

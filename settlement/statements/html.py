@@ -10,9 +10,9 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .money import format_yuan, rmb_upper
-from .reasons import SHORT
-from .statements import (
+from ..money import format_yuan, rmb_upper
+from ..reasons import SHORT
+from . import (
     CLAWBACK_KINDS,
     COMPANY_HEADERS,
     COUNTY_HEADERS,
@@ -21,7 +21,7 @@ from .statements import (
 )
 
 if TYPE_CHECKING:
-    from .statements import Layout, Notice
+    from . import Layout, Notice
 
 CSS = """
 @page { size: A4 landscape; margin: 9mm 11mm; }

@@ -29,13 +29,13 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from .config import Config, Policy, load_policy
-from .db import connect
-from .errors import ConfigError, RefusedError, SettlementError, UsageError
-from .money import QUANTUM, format_yuan, scale_yuan
-from .period import Month
-from .rules import READ, SETTLE, load_config, load_given, run_sql
-from .store import Earlier, connect_readonly, resolve_out
+from ..config import Config, Policy, load_policy
+from ..db import connect
+from ..errors import ConfigError, RefusedError, SettlementError, UsageError
+from ..money import QUANTUM, format_yuan, scale_yuan
+from ..period import Month
+from ..rules import READ, SETTLE, load_config, load_given, run_sql
+from ..store import Earlier, connect_readonly, resolve_out
 
 Progress = Callable[[str], None] | None
 
@@ -948,7 +948,7 @@ def default_out(league: str, first: Month, last: Month) -> Path:
 def write_outputs(sim: Simulation, out_dir: Path) -> list[Path]:
     """comparison.parquet, summary.xlsx and summary.html under out_dir, each written aside and
     renamed into place."""
-    from .simulate_summary import write_html, write_xlsx
+    from .summary import write_html, write_xlsx
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

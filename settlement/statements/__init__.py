@@ -2,7 +2,7 @@
 
 Rendered from the published Parquet of a 盟市-month's regular run, so `settle statement` can
 render them again at any time. What a statement shows is worked out once here (`Layout`,
-`Notice`); `statement_xlsx` and `statement_html` only draw it. The signed part — totals, the
+`Notice`); `xlsx` and `html` only draw it. The signed part — totals, the
 旗县 table, rejects counted by reason, adjustments, seal, signatures — comes first; listings
 (rejected rows, parcel detail) go on other sheets or files, and the statement says where.
 Text from logs is untrusted: in XLSX it is always written as a string cell (never a formula),
@@ -22,16 +22,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from . import SQL_DIR, shipped
-from .clock import local_text
-from .config import Config
-from .db import scratch_connection
-from .errors import RefusedError, SettlementError
-from .money import fen_to_yuan, format_yuan, rmb_upper
-from .outputs import PART_FILE, manifest_path, partition, sha256_file
-from .period import Month
-from .reasons import REASONS
-from .store import connect_readonly
+from .. import SQL_DIR, shipped
+from ..clock import local_text
+from ..config import Config
+from ..db import scratch_connection
+from ..errors import RefusedError, SettlementError
+from ..money import fen_to_yuan, format_yuan, rmb_upper
+from ..outputs import PART_FILE, manifest_path, partition, sha256_file
+from ..period import Month
+from ..reasons import REASONS
+from ..store import connect_readonly
 
 #: A listing (rejected rows, parcel detail) of at most this many rows may be a sheet of the
 #: company's workbook; a longer one is not written with the run (the rejects and ledger Parquet
@@ -976,8 +976,8 @@ def render(
     "reason"}), every statement and the notice carry the 作废 mark. A sealed run's statements
     show the seal.
     """
-    from .statement_html import write_notice_html, write_statement_html
-    from .statement_xlsx import write_statement_xlsx
+    from .html import write_notice_html, write_statement_html
+    from .xlsx import write_statement_xlsx
 
     store = store if store is not None else out_dir / "settlement.duckdb"
     data = _load(source_dir or out_dir, cfg, league, month, store)
@@ -1088,8 +1088,8 @@ def rerender(
     """Render a month's statements again in place (`render`) and record statements.json's
     SHA-256 in the store's events, so that `settle verify` notices a statement, or its entry in
     statements.json, changed afterwards. The caller holds the store's lock."""
-    from .events import Actor
-    from .store import record_statements, require_store
+    from ..events import Actor
+    from ..store import record_statements, require_store
 
     require_store(store)
     manifest = render(out_dir, cfg, league, month, store, **kwargs)

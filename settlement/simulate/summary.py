@@ -14,9 +14,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .clock import local_text
-from .config import Config
-from .money import fen_to_yuan, format_yuan
+from ..clock import local_text
+from ..config import Config
+from ..money import fen_to_yuan, format_yuan
 
 YUAN_FORMAT = "#,##0.00"
 SIGNED_FORMAT = "+#,##0.00;-#,##0.00;0.00"

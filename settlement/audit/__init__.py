@@ -18,13 +18,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from . import SQL_DIR, journal, shipped
-from .db import bound, scratch_connection
-from .errors import RefusedError, SettlementError, UsageError
-from .outputs import PART_FILE, manifest_path, sha256_file
-from .period import Month
-from .screen import table
-from .store import (
+from .. import SQL_DIR, journal, shipped
+from ..db import bound, scratch_connection
+from ..errors import RefusedError, SettlementError, UsageError
+from ..outputs import PART_FILE, manifest_path, sha256_file
+from ..period import Month
+from ..screen import table
+from ..store import (
     EMPTY_PAID,
     STALE_SQL,
     STATEMENTS_SHA_SQL,
@@ -500,7 +500,7 @@ def verify(
                     f"{finding.rows.height} 行违反规则，例如：{finding.rows.head(3).to_dicts()}",
                 )
             )
-        from .payout.checks import verify_payouts
+        from ..payout.checks import verify_payouts
 
         report.files += verify_payouts(
             con,
