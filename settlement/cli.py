@@ -302,7 +302,7 @@ def _print_run(result) -> None:
         )
         if t.get("breakeven_excess_fen"):
             click.echo(
-                f"  注意：迟到投递使盈亏平衡上限降低，此前已付超出 {format_yuan(t['breakeven_excess_fen'])} 元（未追回，请人工处理）"
+                f"  注意：迟到投递使盈亏平衡上限降低，此前已付超出 {format_yuan(t['breakeven_excess_fen'])} 元（未自动追回；如需追回，请用 settle clawback 登记追缴）"
             )
     click.echo(f"  清单 {result.manifest_path}")
 
