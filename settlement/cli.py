@@ -392,21 +392,10 @@ def _write_table(table, path: Path) -> None:
     elif suffix == ".xlsx":
         df.write_excel(path, autofit=True)
     elif suffix == ".csv":
-        import re
-
-        from .statements import FORMULA_PREFIXES
+        from .statements import excel_safe_frame
 
         # text from logs is untrusted: a cell starting = + - @ would be a formula in Excel
-        # (statements.excel_safe's guard, on whole columns)
-        formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
-        df = df.with_columns(
-            pl.when(pl.col(c).str.contains(formula))
-            .then(pl.lit("'") + pl.col(c))
-            .otherwise(pl.col(c))
-            .alias(c)
-            for c, t in df.schema.items()
-            if t == pl.String
-        )
+        df = excel_safe_frame(df)
         path.write_bytes(b"\xef\xbb\xbf" + df.write_csv().encode("utf-8"))  # BOM: Excel opens it
     else:
         raise UsageError(f"不支持的输出格式 {path.name}（应为 .csv、.xlsx 或 .parquet）")
