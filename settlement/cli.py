@@ -1266,7 +1266,7 @@ def _print_simulation(sim) -> None:
                 ],
             )
         )
-    for sentence in findings(sim, Names(sim.cfg))[1:]:
+    for sentence in findings(sim, Names(sim.cfg)):
         click.echo(f"  {sentence}")
     for path in sim.files:
         click.echo(f"  已写出 {path}")
@@ -1580,7 +1580,8 @@ def pay_confirm(batch_id, paid_on, voucher, store) -> None:
 
     Whoever created the batch cannot confirm it (maker-checker: the actor is $SETTLE_USER,
     else the login name). Refused (exit 2) for an unknown batch, one already confirmed, a blank
-    voucher or a date after today.
+    voucher, or a date after today or before the batch was created; a voucher already used for
+    another batch is confirmed with a warning.
     """
     from .payout.batches import confirm_batch
 
@@ -1589,6 +1590,8 @@ def pay_confirm(batch_id, paid_on, voucher, store) -> None:
         f"已登记拨付：批次 {batch_id} 于 {paid_on} 拨付 {format_yuan(batch['amount_fen'])} 元"
         f"（凭证号 {batch['voucher']}，确认人 {batch['confirmed_by']}，经办人 {batch['created_by']}）"
     )
+    for warning in batch["warnings"]:
+        click.echo(f"  注意：{warning}")
 
 
 @main.command()

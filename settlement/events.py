@@ -25,10 +25,11 @@ class Actor:
     origin: str
 
     @classmethod
-    def cli(cls) -> Actor:
-        """The person at this shell: $SETTLE_USER, else the login name; from $SETTLE_ORIGIN
-        (the portal sets it for the runs it starts), else `cli@host`."""
-        name = os.environ.get("SETTLE_USER")
+    def cli(cls, default: str | None = None) -> Actor:
+        """The person at this shell: $SETTLE_USER, else `default` (a seal's named reviewer),
+        else the login name; from $SETTLE_ORIGIN (the portal sets it for the runs it starts),
+        else `cli@host`."""
+        name = os.environ.get("SETTLE_USER") or default
         if not name:
             try:
                 name = getpass.getuser()

@@ -96,7 +96,8 @@ def seal_month(
     not settled, already sealed, or stale (SPEC §8.6). The caller holds the store's lock."""
     require_store(store)
     approval = check_approval(approval, month)
-    actor = actor or Actor.cli()
+    # at the shell the person sealing is $SETTLE_USER, else the reviewer named
+    actor = actor or Actor.cli(default=approval["reviewed_by"].strip() or None)
     state = month_state(store, league, month)
     if state.seal is not None:
         raise RefusedError(
@@ -113,7 +114,9 @@ def seal_month(
             "--replace），再封存"
         )
     regular = next(r for r in current_runs(store, league, month) if r["kind"] == "regular")
-    if approval["reviewed_by"] == regular["run_by"]:
+    # the reviewer named and whoever seals ($SETTLE_USER or the login name; in the portal the
+    # logged-in user, who is the reviewer) must both differ from who ran the month
+    if regular["run_by"] in (approval["reviewed_by"], actor.name):
         raise RefusedError(
             f"盟市 {league} {month} 的结算（批次 {regular['run_id']}）是 {regular['run_by']} "
             "运行的；按照经办与审核分离的要求，运行结算的人不能审核封存，请由另一人审核并封存"

@@ -691,3 +691,75 @@ def test_verify_checks_batches_clawbacks_and_the_annual_totals(year, tmp_path):
     assert "企业 YTO 本批应付 31 分，所列月份结算单的本期实付合计 30 分" in out
     assert "09_clawbacks_within_paid.sql" in out and "追缴合计超过该运单的补贴" in out
     assert "ZTO.xlsx  [年度合计 = 各月之和（SPEC §10）]  clawback_fen 年度结算表为 -25 分" in out
+
+
+# --------------------------------------------------------------------------- the tester's slips
+
+
+def test_a_payment_date_before_its_months_ended_or_its_batch_existed_is_refused(tmp_path):
+    # the confirmation cannot be undone: a mistyped year would stay on every annual statement
+    office = Office(tmp_path)
+    office.settle("2025-01", p("A1", "2025-01-05"))
+    office.seal("2025-01")
+    batch = office.pay("2025-01")["batch_id"]
+    with pytest.raises(RefusedError) as err:
+        confirm_batch(office.store, batch, dt.date(2020, 1, 1), "财付〔2025〕8号", CHECKER)
+    assert str(err.value) == (
+        "拨付日期 2020-01-01 不对：拨付只能在所付的 2025-01 结束之后；请检查 --paid-on 是否写错"
+    )
+    # with the real clock the batch's own date is the floor
+    real = office.cli(
+        "pay", "confirm", "--batch", batch, "--paid-on", "2025-02-03", "--voucher", "财付1",
+        "--store", office.store, env={"SETTLE_TODAY": "", "SETTLE_USER": "lisi"},
+    )  # fmt: skip
+    assert real.exit_code == 2
+    assert f"拨付只能在拨付批次 {batch} 生成（" in real.output
+    assert office.sql("SELECT state FROM payment_batches") == [("created",)]
+
+
+def test_a_voucher_used_twice_is_confirmed_with_a_warning(tmp_path):
+    office = Office(tmp_path)
+    for month, waybill in (("2025-01", "A1"), ("2025-02", "A2")):
+        office.settle(month, p(waybill, f"{month}-05"))
+        office.seal(month)
+    first = office.pay("2025-01")["batch_id"]
+    second = office.pay("2025-02")["batch_id"]
+    assert (
+        confirm_batch(office.store, first, dt.date(2025, 3, 1), "财付8", CHECKER)["warnings"] == []
+    )
+    result = office.cli(
+        "pay", "confirm", "--batch", second, "--paid-on", "2025-03-02", "--voucher", "财付8",
+        "--store", office.store, env={"SETTLE_USER": "lisi"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        f"  注意：凭证号 财付8 已用于拨付批次 {first}，请确认没有重复登记"
+    )
+
+
+def test_a_year_without_a_settled_month_cannot_be_closed(tmp_path):
+    # closing is for ever: `--year 2024` for 2025 shut a year never settled
+    office = Office(tmp_path)
+    office.settle("2025-01", p("A1", "2025-01-05"))
+    office.seal("2025-01")
+    result = office.cli(
+        "close-year", "--league", "150700", "--year", "2024", "--store", office.store,
+        "--config", office.config,
+    )  # fmt: skip
+    assert (result.exit_code, result.output.strip()) == (
+        2,
+        "错误：盟市 150700 2024 预算年度（2024-01 至 2024-12）没有任何已结算的月份，不能关账；"
+        "请检查 --league 和 --year 是否写错",
+    )
+    assert office.sql("SELECT COUNT(*) FROM year_closes") == [(0,)]
+
+
+def test_who_ran_the_month_cannot_seal_it_by_naming_another_reviewer(tmp_path):
+    office = Office(tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SETTLE_USER", "zhangsan")
+        office.settle("2025-01", p("A1", "2025-01-05"))
+        with pytest.raises(RefusedError, match="是 zhangsan 运行的；按照经办与审核分离的要求"):
+            office.seal("2025-01")  # names 审核员, but zhangsan is at the keyboard
+        mp.setenv("SETTLE_USER", "lisi")
+        assert office.seal("2025-01")["reviewed_by"] == "审核员"

@@ -437,9 +437,14 @@ def test_a_variant_that_leaves_parcels_without_a_policy_version(fit_office, tmp_
         ("2025-01", "ZTO", "150702", "default", 2, 30, 0, -30),
         ("2025-02", "ZTO", "150702", "default", 3, 20, 30, 10),
     ]
-    assert (
-        "  模拟政策下有 2 件已受理包裹不予受理（签收当日无有效补贴政策 2 件），现行政策曾付 0.30 元。"
-        in result.output
+    # the warning comes before the totals, where it cannot be missed
+    lines = result.output.splitlines()
+    warning = (
+        "  注意：模拟政策下有 2 件已受理包裹不予受理（签收当日无有效补贴政策 2 件），现行政策曾付 "
+        "0.30 元；请检查模拟政策的有效期和适用范围。"
+    )
+    assert lines.index(warning) < next(
+        i for i, line in enumerate(lines) if line.startswith("  模拟政策下应付补贴")
     )
 
 
@@ -453,6 +458,13 @@ def test_fit_budget_by_hand(fit_office, tmp_path):
     assert (
         "  预算拟合：全部基础费率乘以 0.6999 时全期无需预算调减，应付 0.18 元；乘以 0.7000 时 "
         "1 个批次需调减 0.01 元（二分法试算 15 次，每次完整重新结算全期）。"
+    ) in result.output
+    # only two months of the budget year are settled: the fit says it holds for them only,
+    # with the year projected from the month simulated (18 分 × 12)
+    assert (
+        "  注意：预算年度 2025-01 至 2025-12 只有 2 个月已结算，其余 10 个月的支出未计入；"
+        "预算调减和预算拟合只针对已结算的月份。按本次模拟的 1 个月月均推算，全年约 2.16 元"
+        "（年度预算 0.50 元）。"
     ) in result.output
     assert pl.read_parquet(out / "comparison.parquet").rows() == [
         ("2025-02", "ZTO", "150702", "default", 3, 20, 18, -2)

@@ -153,6 +153,12 @@ def check_year(store: Path, league: str, year: int, start: Month) -> dict[str, s
             problems.append(f"{month} 已结算但尚未封存")
         else:
             states[str(month)] = "已封存"
+    if not problems and "已封存" not in states.values():
+        # closing is once and for ever: a mistyped year or 盟市 would shut months never settled
+        raise RefusedError(
+            f"盟市 {league} {year} 预算年度（{start} 至 {end}）没有任何已结算的月份，不能关账；"
+            "请检查 --league 和 --year 是否写错"
+        )
     if problems:
         raise RefusedError(
             f"盟市 {league} {year} 预算年度不能关账："

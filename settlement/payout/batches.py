@@ -258,6 +258,19 @@ def confirm_batch(
         today = clock.today()
         if paid_on > today:
             raise RefusedError(f"拨付日期 {paid_on} 晚于今天（{today}，北京时间）")
+        # the confirmation is once and for ever: a mistyped year would stay on every annual
+        # statement. Nothing is paid before its months ended, nor before the batch existed
+        # (unless the clock is set back, as in tests: SETTLE_TODAY)
+        last = max(Month.parse(m) for m in batch["months"].split(","))
+        earliest, why = last.end, f"所付的 {last} 结束之后"
+        created_on = clock.to_local(batch["created_at"]).date()
+        if earliest <= created_on <= today:
+            earliest, why = created_on, f"拨付批次 {batch_id} 生成（{created_on}）之后"
+        if paid_on < earliest:
+            raise RefusedError(
+                f"拨付日期 {paid_on} 不对：拨付只能在{why}；请检查 --paid-on 是否写错"
+            )
+        reused = [b["batch_id"] for b in batches(store) if b.get("voucher") == voucher]
         confirm = {
             "entry_id": f"paid-{batch_id}",
             "confirmed_by": actor.name,
@@ -270,4 +283,9 @@ def confirm_batch(
         text = journal.entry_text(journal.chain(payload, journal_head(store)))
         journal.write_entry(recorded_out(store), confirm["entry_id"], text)
         record_confirmation(store, batch, confirm, actor, _sha(text))
-    return {**batch, **confirm, "state": "paid"}
+    warnings = (
+        [f"凭证号 {voucher} 已用于拨付批次 {'、'.join(reused)}，请确认没有重复登记"]
+        if reused
+        else []
+    )
+    return {**batch, **confirm, "state": "paid", "warnings": warnings}

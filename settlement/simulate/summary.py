@@ -17,6 +17,7 @@ import polars as pl
 from ..clock import local_text
 from ..config import Config
 from ..money import fen_to_yuan, format_yuan
+from ..period import Month
 from ..statements import area_class_label
 
 YUAN_FORMAT = "#,##0.00"
@@ -170,14 +171,48 @@ def findings(sim, names: Names) -> list[str]:
         out.append(f"按{what}：" + "；".join(parts) + "。")
     if sim.fit is not None:
         out.append(fit_sentence(sim))
+    # what could mislead comes first: parcels the variant would not accept at all, and a budget
+    # year of which only some months are settled
+    warnings = []
     if t["refused_parcels"]:
         refused = sim.tables["refused"]
-        out.append(
-            f"模拟政策下有 {t['refused_parcels']:,} 件已受理包裹不予受理（"
+        warnings.append(
+            f"注意：模拟政策下有 {t['refused_parcels']:,} 件已受理包裹不予受理（"
             + "、".join(f"{r['reason']} {r['parcels']:,} 件" for r in refused.to_dicts())
-            + f"），现行政策曾付 {format_yuan(t['refused_baseline_fen'])} 元。"
+            + f"），现行政策曾付 {format_yuan(t['refused_baseline_fen'])} 元；请检查模拟政策的"
+            "有效期和适用范围。"
         )
-    return out
+    if sim.variant.budget_rule != "none":
+        warnings.extend(part_year(sim))
+    return warnings + out
+
+
+def part_year(sim) -> list[str]:
+    """A note for each budget year of the period that has months without a settlement: the
+    budget is checked against the months settled so far only."""
+    start = sim.variant.year_start_month
+    settled = {r.month for r in sim.the_plan.runs} | {r.month for r in sim.the_plan.others}
+    notes = []
+    years: dict[Month, None] = {}
+    for month in sim.the_plan.months:
+        m = Month.parse(month)
+        years[Month(m.year if m.month >= start else m.year - 1, start)] = None
+    for first in years:
+        months = [str(first.shift(i)) for i in range(12)]
+        have = [m for m in months if m in settled]
+        if len(have) == 12:
+            continue
+        simulated = [m for m in sim.the_plan.months if m in months]
+        paid = sim.tables["budget"].filter(pl.col("month").is_in(simulated))["variant_fen"].sum()
+        notes.append(
+            f"注意：预算年度 {months[0]} 至 {months[-1]} 只有 {len(have)} 个月已结算，其余 "
+            f"{12 - len(have)} 个月的支出未计入；预算调减"
+            + ("和预算拟合" if sim.fit is not None else "")
+            + f"只针对已结算的月份。按本次模拟的 {len(simulated)} 个月月均推算，全年约 "
+            f"{format_yuan(paid * 12 // max(1, len(simulated)))} 元（年度预算 "
+            f"{format_yuan(int(sim.variant.annual_budget_yuan * 100))} 元）。"
+        )
+    return notes
 
 
 def fit_sentence(sim) -> str:

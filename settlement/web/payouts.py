@@ -187,6 +187,7 @@ def confirm(portal: Portal, who: Who, batch_id: str, paid_on: dt.date, voucher: 
         "confirmed_by": batch["confirmed_by"],
         "created_by": batch["created_by"],
         "amount_fen": batch["amount_fen"],
+        "warnings": batch["warnings"],
     }
 
 
