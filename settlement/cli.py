@@ -20,6 +20,7 @@ from .errors import SettlementError, UsageError
 from .money import format_yuan
 from .period import Month
 from .reasons import REASONS
+from .screen import join_lines, width, wrap
 from .screen import pad as _pad
 
 
@@ -139,12 +140,129 @@ def _usage_message(exc: click.exceptions.UsageError) -> str:
     return exc.message
 
 
-class OneLineGroup(click.Group):
+# Click's own words on a help page, in Chinese (the users read Chinese): the usage prefix and
+# metavars, section headings, the help option and the [required]/[default: …] markers. Click
+# has no catalogue for these but gettext, which follows the user's locale; a formatter
+# (Context.formatter_class) and the commands' metavars are its supported hooks.
+HEADINGS = {"Options": "选项", "Commands": "命令", "Positional arguments": "参数"}
+
+
+def _markers(text: str) -> tuple[str, str]:
+    """An option's help and click's trailing [required] / [default: …] marker, in Chinese."""
+    head, sep, tail = text.rpartition("[")
+    if not sep or not tail.endswith("]") or (head and not head.endswith("  ")):
+        return text, ""
+    items = []
+    for item in tail[:-1].split("; "):
+        if item == "required":
+            item = "必填"
+        elif item.startswith("default: "):
+            value = item.removeprefix("default: ")
+            if value.startswith("(") and value.endswith(")"):  # a show_default text
+                value = value[1:-1]
+            item = f"默认：{value}"
+        items.append(item)
+    return head.rstrip(), f"[{'；'.join(items)}]"
+
+
+class ChineseHelpFormatter(click.HelpFormatter):
+    """Click's help page in Chinese, wrapped by display width (a Chinese character takes two
+    columns; click counts characters and breaks only at spaces)."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(prog, args, "用法：" if prefix is None else prefix)
+
+    def write_heading(self, heading: str) -> None:
+        self.write(f"{'':>{self.current_indent}}{HEADINGS.get(heading, heading)}：\n")
+
+    def write_text(self, text: str) -> None:
+        indent = " " * self.current_indent
+        paragraphs = _paragraphs(text, self.width - self.current_indent)
+        self.write("\n\n".join("\n".join(indent + line for line in p) for p in paragraphs))
+        self.write("\n")
+
+    def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = [(term, *_markers(text)) for term, text in rows]
+        first = min(max((len(term) for term, *_ in rows), default=0), col_max) + col_spacing
+        columns = max(self.width - first - self.current_indent, 20)
+        for term, text, marker in rows:
+            lines = wrap(text, columns)
+            if marker and lines and width(f"{lines[-1]} {marker}") <= columns:
+                lines[-1] += f" {marker}"
+            elif marker:
+                lines.append(marker)
+            self.write(" " * self.current_indent + term)
+            if not lines:
+                self.write("\n")
+                continue
+            if len(term) + col_spacing > first:
+                self.write("\n" + " " * (first + self.current_indent))
+            else:
+                self.write(" " * (first - len(term)))
+            self.write(lines[0] + "\n")
+            for line in lines[1:]:
+                self.write(" " * (first + self.current_indent) + line + "\n")
+
+
+def _paragraphs(text: str, columns: int) -> list[list[str]]:
+    """Help text as paragraphs of lines: a paragraph after a \\b line as written, the others
+    joined and wrapped to the columns."""
+    out = []
+    for block in text.strip("\n").split("\n\n"):
+        lines = block.split("\n")
+        if lines[0].strip() == "\b":
+            out.append(lines[1:])
+        else:
+            out.append(wrap(join_lines(lines), columns))
+    return out
+
+
+class ChineseContext(click.Context):
+    """A context whose help pages use ChineseHelpFormatter."""
+
+    formatter_class = ChineseHelpFormatter
+
+
+class ChineseHelp:
+    """Mixin for commands and groups: the Chinese help page and help option."""
+
+    context_class = ChineseContext
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("options_metavar", "[选项]")
+        super().__init__(*args, **kwargs)
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = "显示本帮助并退出。"
+        return option
+
+
+class ChineseCommand(ChineseHelp, click.Command):
+    """A command whose --help is all Chinese."""
+
+
+class ChineseGroup(ChineseHelp, click.Group):
+    """A group whose --help, and its commands' and subgroups', is all Chinese."""
+
+    command_class = ChineseCommand
+    group_class = type  # subgroups (user, pay) are ChineseGroups too
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("subcommand_metavar", "命令 [参数]...")
+        super().__init__(*args, **kwargs)
+
+
+class OneLineGroup(ChineseGroup):
     """A click group whose usage errors are one line on stderr with exit 2 (SPEC §5)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `settle`, `settle user`: the help
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(2)
         except click.exceptions.UsageError as exc:
             hint = f"（用 {exc.ctx.command_path} --help 查看用法）" if exc.ctx else ""
             click.echo(f"错误：{_usage_message(exc)}{hint}", err=True)
@@ -161,16 +279,27 @@ class OneLineGroup(click.Group):
     cls=OneLineGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(package_name="village-courier-settlement")
+@click.version_option(
+    package_name="village-courier-settlement",
+    message="%(prog)s 版本 %(version)s",
+    help="显示版本并退出。",
+)
 def main() -> None:
-    """快递进村补贴结算引擎 — courier-to-village subsidy settlement (内政办发〔2022〕39号 十四).
+    """快递进村补贴结算引擎（内政办发〔2022〕39号 十四）。
 
     \b
-    结算一个盟市一个月：   settle run --league 150700 --month 2025-03 --logs logs/
-    企业预检提交文件：     settle validate logs/*.csv --league 150700 --month 2025-03
-    生成示例数据：         settle sample --league 150700 --month 2025-03 --rows 10000 -o x.csv
-    在自带样例上演示：     settle demo
-    政策模拟测算：         settle simulate --league 150700 --from 2025-01 --to 2025-12 --policy v.toml
+    结算一个盟市一个月：
+      settle run --league 150700 --month 2025-03 --logs logs/
+    企业预检提交文件：
+      settle validate logs/*.csv --league 150700 --month 2025-03
+    生成示例数据：
+      settle sample --league 150700 --month 2025-03 --rows 10000 -o x.csv
+    在自带样例上演示：
+      settle demo
+    政策模拟测算：
+      settle simulate --league 150700 --from 2025-01 --to 2025-12 --policy v.toml
+
+    各命令的用法：settle 命令 --help，如 settle run --help。
     """
 
 
@@ -223,16 +352,24 @@ def run(
     force,
     quiet,
 ) -> None:
-    """Settle one 盟市-month: ledger, rejects, units and manifest under --out.
+    """结算一个盟市一个月。
 
-    A month that already has a current run is settled again only with --replace: without it
-    the run is computed, the change per company (old → new 应付) is shown, and nothing is
-    changed (exit 2). A month that has not ended yet, or inputs more than half of whose rows
-    are WRONG_LEAGUE or OUTSIDE_PERIOD, are refused (exit 2, with the counts) unless --force.
-    Replacing a month makes stale every month that rejected waybills as ALREADY_SETTLED
-    against it: they are named, and must be settled again before they can be sealed.
-    A sealed month cannot be re-run; its late parcels are settled with --supplementary, keeping
-    break-even and the budget over the month's original and late parcels together.
+    \b
+    例：settle run --league 150700 --month 2025-03 --logs logs/
+
+    在 --out 下写出台账 ledger/、剔除明细 rejects/、结算单元 units/ 和清单 manifests/。
+
+    该月已有有效结算时，只有加 --replace 才重新结算；不加时照常计算并显示各企业应付的变化
+    （原 → 新），但不作任何更改（退出码 2）。
+
+    该月尚未结束，或输入中超过一半的行是 WRONG_LEAGUE 或 OUTSIDE_PERIOD 时拒绝结算
+    （退出码 2，并显示行数）；确需结算时加 --force。
+
+    替换某月后，此前以该月为由把运单剔除为 ALREADY_SETTLED 的月份都变为“需重算”，
+    会逐一列出；这些月份须重新结算后才能封存。
+
+    已封存的月份不能重新结算；其迟到的投递用 --supplementary 补充结算，盈亏平衡和预算按该月
+    原有的和迟到的投递合并计算。
     """
     from .engine import settle_month
 
@@ -328,10 +465,15 @@ def _print_run(result) -> None:
 )
 @friendly
 def validate(files, league, month, config_dir, store, examples, rejects_out) -> None:
-    """A courier company's pre-check: the run's validation on FILES, writing nothing.
+    """企业预检：与正式结算相同的校验，不写任何文件。
 
-    Prints rows accepted and rejected per file, counts by reason, and the first rows of each
-    reason with the column and value at fault. Exit 0 even when rows are rejected.
+    \b
+    例：settle validate logs/*.csv --league 150700 --month 2025-03
+
+    对 FILES 逐个文件显示受理和剔除的行数、各剔除原因的行数，以及每种原因的前几行
+    （出错的列和值）。给出 --rejects-out 时把全部剔除行写到该文件。
+
+    有行被剔除时退出码仍为 0。
     """
     from .engine import validate_logs
 
@@ -446,14 +588,16 @@ def _fault(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 def statement(
     league, month, company, with_detail, detail_csv, rejects_csv, out_dir, store, config_dir
 ) -> None:
-    """Render a settled month's statements (结算单) and public notice (公示名单) again.
+    """重新生成已结算月份的结算单和公示名单。
 
-    Writes statements/league=L/month=M/<COMPANY>.xlsx and .html, summary.xlsx and .html,
-    public_notice.html and .csv, and statements.json (hashes and totals); a sealed month's show
-    the seal. A company's listings are sheets of its workbook when short (at most 5,000 rows
-    each, within the month's budget of listed rows); --with-detail writes the others beside
-    the statements as <COMPANY>.rejects.csv and <COMPANY>.detail.csv; --detail-csv and
-    --rejects-csv export one listing instead, however long.
+    在 statements/league=L/month=M/ 下写出各企业的 <企业编码>.xlsx 和 .html、汇总
+    summary.xlsx 和 .html、公示名单 public_notice.html 和 .csv，以及 statements.json
+    （各文件的哈希和合计）；已封存月份的结算单显示封存信息。
+
+    企业的明细（剔除明细、投递量明细）较短时是其工作簿中的工作表（每张不超过 5,000 行，
+    且在该月可列出的总行数以内）；加 --with-detail 时其余的另存为结算单旁的
+    <企业编码>.rejects.csv 和 <企业编码>.detail.csv。--detail-csv 和 --rejects-csv
+    只导出一份明细（不限行数），不重新生成结算单。
     """
     from .lock import store_lock
     from .statements import export_detail, export_rejects, rerender, statements_dir
@@ -517,13 +661,26 @@ def statement(
 @config_option
 @friendly
 def reconcile(league, month, company, claim_file, out_dir, store, config_dir) -> None:
-    """Reconcile a courier company's claim against a settled month, line by line.
+    """逐行核对企业的申报与已结算的月份。
 
-    Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per claim
-    line (claim_line as Excel shows it): PAID, REJECTED (with reason_code), OTHER_COMPANY,
-    NOT_SUBMITTED, REPEATED (a waybill claimed on an earlier line), BAD_AMOUNT (not a number)
-    or NO_WAYBILL (运单号 blank); then NOT_CLAIMED for waybills paid but not claimed.
-    difference_fen = claimed − paid; the lines where it is not 0 are counted and summed.
+    \b
+    例：settle reconcile --league 150700 --month 2025-03 --company ZTO
+          --claim 申报.xlsx
+
+    在 reconciliation/league=L/month=M/ 下写出 <企业编码>.parquet 和 .xlsx，申报文件的
+    每行一行（claim_line 是 Excel 中显示的行号），状态为：
+
+    \b
+      PAID           已支付给本企业
+      REJECTED       已剔除（附 reason_code）
+      OTHER_COMPANY  已支付给其他企业
+      NOT_SUBMITTED  未在本月日志中提交
+      REPEATED       运单号在前面的申报行已出现
+      BAD_AMOUNT     申报金额不是数字
+      NO_WAYBILL     运单号为空
+    最后是 NOT_CLAIMED：已支付但未申报的运单。
+
+    difference_fen = 申报金额 − 实付金额；差额不为 0 的行另行计数并合计。
     """
     from .reconcile import STATUS_TEXT, difference_note
     from .reconcile import reconcile as run_reconcile
@@ -621,7 +778,7 @@ def _emit(frame, fmt, output) -> None:
         click.echo(f"已写入 {output}（{frame.height:,} 行）", err=True)
 
 
-@main.command("sql")
+@main.command("sql", short_help="对结算库执行一条只读查询（审计用）。")
 @click.argument("query")
 @store_option
 @format_option
@@ -629,11 +786,14 @@ def _emit(frame, fmt, output) -> None:
 @_limits
 @friendly
 def sql_command(query, store, fmt, output, max_rows, timeout) -> None:
-    """Run one read-only SELECT or EXPLAIN on the store (views ledger, rejects, units, runs …).
+    """对结算库执行一条只读的 SELECT 或 EXPLAIN（视图 ledger、rejects、units、runs 等）。
 
-    Anything that writes or reaches outside — INSERT/UPDATE/DELETE, CREATE/DROP/ALTER,
-    COPY … TO, ATTACH, INSTALL/LOAD, SET/PRAGMA, EXPORT, reading files outside the output
-    directories — is refused with exit 2 and the store is unchanged.
+    \b
+    例：settle sql "SELECT company, sum(subsidy_fen) FROM ledger GROUP BY 1"
+
+    任何写入或访问外部的语句——INSERT/UPDATE/DELETE、CREATE/DROP/ALTER、COPY … TO、
+    ATTACH、INSTALL/LOAD、SET/PRAGMA、EXPORT、读取输出目录以外的文件——一律拒绝
+    （退出码 2），结算库不变。
     """
     from .audit import open_readonly, run_readonly
 
@@ -665,7 +825,12 @@ def _params(_ctx, _param, values):
 @_limits
 @friendly
 def query(name, list_, params, store, fmt, output, max_rows, timeout) -> None:
-    """Canned audit queries from sql/queries/: `--list`, or NAME with --param key=value."""
+    """预置审计查询（sql/queries/）：列出全部，或按名称执行。
+
+    \b
+    例：settle query --list
+        settle query budget_use_by_month --param league=150700 --param year=2025
+    """
     from .audit import bind_params, load_queries, open_readonly, run_readonly
 
     queries = load_queries()
@@ -695,10 +860,12 @@ def query(name, list_, params, store, fmt, output, max_rows, timeout) -> None:
 @click.option("--month", default=None, callback=_month, help="只校验该月份。")
 @friendly
 def verify(out_dir, store, league, month) -> None:
-    """Re-check everything: file hashes against manifests, the journal's hash chain, the audits
-    of sql/audits/, and that ledger, units, statements and manifests agree to the 分.
+    """重新校验全部结果：哈希、运行日志链、审计规则和合计。
 
-    Exit 0 when all holds; 1 naming each file and rule that does not.
+    逐一核对：各文件的 SHA-256 与清单一致，运行日志的哈希链完整，sql/audits/ 的审计规则
+    全部成立，台账、结算单元、结算单和清单的合计分毫不差。
+
+    全部成立时退出码 0；否则退出码 1，并列出每个不通过的文件和规则。
     """
     from .audit import verify as run_verify
     from .lock import store_lock
@@ -731,9 +898,12 @@ def verify(out_dir, store, league, month) -> None:
 @store_path_option("结算库，默认 <out>/settlement.duckdb。")
 @friendly
 def explain(waybill, out_dir, store) -> None:
-    """The whole computation of one waybill: validation, policy version, area class, distance
-    band, volume tier, each cap, rate_fen, its unit's break-even and budget, its subsidy_fen —
-    or, for a rejected row, its reason and origin (file, row)."""
+    """显示一个运单的完整计算过程。
+
+    受理的运单：校验、政策版本、区域类别、距离档、业务量档、各项上限、rate_fen、
+    所在结算单元的盈亏平衡和预算，以及最终的 subsidy_fen。被剔除的行：剔除原因和来源
+    （文件、行号）。
+    """
     from .audit.explain import explain as run_explain
 
     for line in run_explain(store or out_dir / "settlement.duckdb", waybill):
@@ -776,13 +946,21 @@ def seal(
     approval_ref,
     config_dir,
 ):
-    """Seal a settled month after review, public notice and approval (审核、公示、审批).
+    """审核、公示、审批之后封存已结算的月份。
 
-    Refused (exit 2) when a name is blank, the notice period has not ended before today
-    (Asia/Shanghai), the month is not settled, already sealed, or stale. The month's
-    statements are rendered again showing the seal (审核人, 公示期, 审批人, 文号). A sealed
-    month cannot be re-run and its waybills stay paid; late parcels are settled with
-    `settle run --supplementary`.
+    \b
+    例：settle seal --league 150700 --month 2025-03 --reviewed-by 张三
+          --notice-start 2025-04-01 --notice-end 2025-04-10
+          --approved-by 李四 --approval-ref 呼邮管〔2025〕12号
+
+    封存后重新生成该月的结算单，显示封存信息（审核人、公示期、审批人、审批文号）。
+    已封存的月份不能重新结算，其运单保持已支付；迟到的投递用 settle run --supplementary
+    补充结算。
+
+    以下情况拒绝封存（退出码 2）：姓名或文号为空；公示期在今天（北京时间）之前尚未结束；
+    该月未结算、已封存或需重算；审核人或封存操作人（$SETTLE_USER，未设置时即审核人）就是
+    运行该月结算的人（须由另一人审核封存）。公示开始早于本月结算完成的日期时照常封存，并给出
+    提示。
     """
     from .lock import store_lock
     from .months import seal_month
@@ -826,12 +1004,13 @@ def seal(
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def void(league, month, reason, store, config_dir, force, quiet) -> None:
-    """Withdraw the current run of an unsealed month (作废).
+    """作废未封存月份的有效结算批次。
 
-    Its waybills are released (they can be settled in another run), its outputs move to
-    voided/<run_id>/ under the output directory, its statements are marked 作废, and the
-    journal and the events record who did it and why. Months that rejected waybills as
-    ALREADY_SETTLED against it become stale and are named.
+    该批次的运单随即释放（可在其他批次中结算），其输出移至输出目录下的 voided/<run_id>/，
+    结算单标记“作废”；运行日志和事件记录谁作废、为何作废。
+
+    此前以该月为由把运单剔除为 ALREADY_SETTLED 的月份变为“需重算”，会逐一列出。
+    已封存的月份不能作废（多付的款项用 settle clawback 追缴）。
     """
     from .months import void_month
 
@@ -853,8 +1032,11 @@ RUN_STATE = {"current": "有效", "superseded": "已被取代", "voided": "已�
 @store_option
 @friendly
 def runs(league, month, store) -> None:
-    """List runs and their state: current, superseded or voided, regular or supplementary,
-    sealed, stale (需重算). Times in Asia/Shanghai."""
+    """列出结算批次及其状态。
+
+    每个批次：有效、已被取代或已作废；月度结算或补充结算；是否已封存、需重算；
+    由谁在何时结算（北京时间）。
+    """
     from .clock import local_text
     from .store import list_runs, require_store, stale_months
 
@@ -890,8 +1072,14 @@ def runs(league, month, store) -> None:
 @store_option
 @friendly
 def status(league, year, store) -> None:
-    """Per month of a budget year: state (已结算, 已封存, 需重算), what was paid, budget used
-    and budget left — with the budget the runs were settled under, as the store recorded it."""
+    """按月显示一个预算年度的结算、预算和拨付情况。
+
+    每月：状态（已结算、已封存、需重算、未结算）、受理件数、月度和补充结算金额、累计已用预算和
+    预算余额——按结算库记录的、结算时适用的预算。
+
+    随后是资金拨付：每月的本期实付、其中的追缴、拨付批次（已生成/已拨付）和未拨付金额，
+    以及待从下一批次扣回的结转。
+    """
     from .store import budget_year, require_store
 
     require_store(store)
@@ -1034,7 +1222,13 @@ def _print_cash(store: Path, league: str, year: int) -> None:
     default=None,
     help="从此前月份的日志中重复申报部分运单号（产生 ALREADY_SETTLED）。",
 )
-@click.option("--reclaim-share", type=click.FloatRange(0, 0.5), default=0.01, show_default=True)
+@click.option(
+    "--reclaim-share",
+    type=click.FloatRange(0, 0.5),
+    default=0.01,
+    show_default=True,
+    help="给出 --reclaim 时重复申报的行所占比例。",
+)
 @config_option
 @friendly
 def sample(
@@ -1051,7 +1245,14 @@ def sample(
     reclaim_share,
     config_dir,
 ) -> None:
-    """Generate realistic delivery logs for one 盟市-month from the real village registry."""
+    """按真实的村级名录生成一个盟市一个月的模拟投递日志。
+
+    \b
+    例：settle sample --league 150700 --month 2025-03 --rows 10000 -o x.csv
+
+    可按比例加入各类错误（--faults、--fault），供测试和演示使用；参数和 --seed 相同时
+    生成相同的文件。
+    """
     from .ingest import read_log_file
     from .sample import FAULTS, generate, output_format, write
 
@@ -1096,11 +1297,11 @@ def sample(
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def demo(out_dir, data_dir, config_dir, quiet) -> None:
-    """Settle the bundled sample end to end; print payouts by company and 旗县.
+    """在自带样例上完整结算一遍，按企业和旗县显示应付补贴。
 
-    The demo marks the directory it makes (.settle-demo.json) and, run again, clears only a
-    directory with its mark that holds nothing but its own results; it never deletes a store,
-    a run or a file it did not make (exit 2, saying what is there).
+    演示会给它建立的目录加上标记（.settle-demo.json）；再次运行时只清空带此标记、
+    且只有演示结果的目录。它从不删除结算库、结算批次或不是它生成的文件：遇到时拒绝
+    （退出码 2），并说明目录里有什么。
     """
     import shlex
 
@@ -1150,7 +1351,8 @@ def _scale(_ctx, _param, values: tuple[str, ...]) -> dict:
     return factors
 
 
-@main.command()
+# Policy simulation, SPEC §9.
+@main.command(short_help="政策模拟：按模拟政策重算一段时期并比较。")
 @league_option
 @click.option("--from", "first", required=True, callback=_month, help="起始月份 YYYY-MM。")
 @click.option("--to", "last", required=True, callback=_month, help="结束月份 YYYY-MM（含）。")
@@ -1200,13 +1402,18 @@ def simulate(
     memory_limit,
     quiet,
 ) -> None:
-    """Policy simulation (SPEC §9): re-settle the period's accepted parcels under a variant.
+    """政策模拟：按模拟政策重新结算一段时期已受理的投递，与实际结算比较。
 
-    Replays every current run of the months --from..--to (supplementary runs included, in the
-    order they were recorded) through the same rules as settle run, under the --policy file
-    and/or --scale factors, and compares with the ledger as settled. The store is only read.
-    Writes comparison.parquet (month × company × 旗县 × area class) and a Chinese summary
-    (summary.xlsx, summary.html) under --out.
+    \b
+    例：settle simulate --league 150700 --from 2025-01 --to 2025-12
+          --scale border=1.2
+
+    按与 settle run 相同的规则，重放 --from 至 --to 各月的全部有效结算批次（含补充结算，
+    按记录的顺序），采用 --policy 政策文件和/或 --scale 系数，并与已结算的台账比较。
+    结算库只读，不改变任何结算。
+
+    在 --out 下写出 comparison.parquet（月份 × 企业 × 旗县 × 区域类别）和中文汇总
+    summary.xlsx、summary.html。
     """
     from .simulate import default_out
     from .simulate import simulate as run_simulation
@@ -1282,7 +1489,9 @@ def _print_simulation(sim) -> None:
 )
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址。")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="监听端口。"
+)
 @click.option(
     "--upload-limit-mb",
     default=200,
@@ -1298,9 +1507,13 @@ def _print_simulation(sim) -> None:
 )
 @friendly
 def serve(out_dir, store, config_dir, host, port, upload_limit_mb, forwarded_allow_ips) -> None:
-    """The web portal: companies submit logs and download their own statements, the office
-    settles and seals months, auditors query — each in a browser, each seeing only its own.
-    JSON API with an OpenAPI page at /docs. Create the first account with `settle user add`."""
+    """启动网页门户。
+
+    企业提交投递日志、下载本企业的结算单；盟市邮政管理部门结算和封存月份；审计人员查询
+    ——都在浏览器中完成，各自只能看到自己范围内的数据。另有 JSON API，说明页在 /docs。
+
+    第一个账户用 settle user add 创建。
+    """
     import uvicorn
 
     from .web.app import create_app
@@ -1325,12 +1538,13 @@ def serve(out_dir, store, config_dir, host, port, upload_limit_mb, forwarded_all
     )
 
 
-@main.group()
+@main.group(short_help="门户账户：创建、令牌、列出、停用等。")
 def user() -> None:
-    """Portal accounts (settle serve): add, token, list, revoke, disable, enable, password.
+    """门户账户（settle serve）：add、token、list、revoke、disable、enable、password。
 
-    Accounts live beside the store in <store>.portal.sqlite; passwords are argon2 hashes,
-    API tokens are kept only as hashes and are shown once."""
+    账户保存在结算库旁的 <store>.portal.sqlite 中；密码以 argon2 哈希保存；API 令牌
+    只保存哈希，生成时只显示一次。
+    """
 
 
 def _accounts(store: Path):
@@ -1374,8 +1588,11 @@ def _leagues(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
 @config_option
 @friendly
 def user_add(name, role, leagues, company, store, config_dir) -> None:
-    """Create a portal account; the password is read from standard input (asked twice on a
-    terminal)."""
+    """创建门户账户；密码从标准输入读取（在终端上输入两次）。
+
+    \b
+    例：settle user add 张三 --role admin --league 150700
+    """
     cfg = load_config(config_dir)
     if company is not None:
         cfg.check_company(company)
@@ -1395,13 +1612,15 @@ def _cli_actor() -> str:
     return Actor.cli().name
 
 
-@user.command("token")
+@user.command("token", short_help="为用户生成新的 API 令牌。")
 @click.argument("name")
 @store_option
 @friendly
 def user_token(name, store) -> None:
-    """A new API token for NAME (for company systems: Authorization: Bearer TOKEN), printed
-    alone on the last line. Only its hash is kept: it cannot be shown again."""
+    """为用户 NAME 生成新的 API 令牌，供企业系统使用（Authorization: Bearer 令牌）。
+
+    令牌单独显示在最后一行。只保存其哈希，以后无法再次显示。
+    """
     accounts = _accounts(store)
     token = accounts.new_token(name, actor=_cli_actor())
     number = accounts.tokens(name)[-1]["id"]
@@ -1413,7 +1632,10 @@ def user_token(name, store) -> None:
 @store_option
 @friendly
 def user_list(store) -> None:
-    """Every account and its API tokens (number, first characters, created, revoked)."""
+    """列出全部账户及其 API 令牌。
+
+    令牌显示编号、开头几个字符、生成时间、是否已吊销和最近使用时间。
+    """
     import json
 
     from .clock import local_text
@@ -1441,7 +1663,10 @@ def user_list(store) -> None:
 @store_option
 @friendly
 def user_revoke(token_id, store) -> None:
-    """Revoke API token number TOKEN_ID (see settle user list); it stops working at once."""
+    """吊销一个 API 令牌，立即失效。
+
+    TOKEN_ID 是令牌编号，见 settle user list。
+    """
     result = _accounts(store).revoke_token(token_id, actor=_cli_actor())
     click.echo(
         f"令牌 {token_id}（用户 {result['user']}）"
@@ -1454,7 +1679,7 @@ def user_revoke(token_id, store) -> None:
 @store_option
 @friendly
 def user_disable(name, store) -> None:
-    """Disable an account: its sessions end and its tokens stop working at once."""
+    """停用账户：其会话立即结束，API 令牌立即失效。"""
     _accounts(store).set_active(name, False, actor=_cli_actor())
     click.echo(f"已停用用户 {name}；其会话和 API 令牌立即失效")
 
@@ -1464,7 +1689,7 @@ def user_disable(name, store) -> None:
 @store_option
 @friendly
 def user_enable(name, store) -> None:
-    """Enable a disabled account again."""
+    """重新启用已停用的账户。"""
     _accounts(store).set_active(name, True, actor=_cli_actor())
     click.echo(f"已启用用户 {name}")
 
@@ -1474,7 +1699,10 @@ def user_enable(name, store) -> None:
 @store_option
 @friendly
 def user_password(name, store) -> None:
-    """Set a new password (standard input, or asked twice on a terminal); sessions end."""
+    """为用户设置新密码；其已登录的会话随即结束。
+
+    密码从标准输入读取（在终端上输入两次）。
+    """
     _accounts(store).set_password(name, _password(), actor=_cli_actor())
     click.echo(f"已为用户 {name} 设置新密码；其已登录的会话已结束")
 
@@ -1509,20 +1737,22 @@ if __name__ == "__main__":
 @click.pass_context
 @friendly
 def pay(ctx, league, months, config_dir, out_dir, store, quiet) -> None:
-    """Create a payment batch (拨付批次, 已生成) for sealed months not yet in a batch.
+    """为已封存、尚未拨付的月份生成拨付批次（已生成）。
 
     \b
-    settle pay --league 150700 --month 2025-01 --month 2025-02
-    settle pay confirm --batch pay-150700-0001 --paid-on 2025-07-15 --voucher 财付〔2025〕88号
+    例：settle pay --league 150700 --month 2025-01 --month 2025-02
+        settle pay confirm --batch pay-150700-0001 --paid-on 2025-07-15
+          --voucher 财付〔2025〕88号
 
-    Writes payments/league=L/<batch_id>.xlsx (拨付清单 to sign, with 大写 amounts), .csv (UTF-8
-    with BOM, the transfers for the finance system) and .parquet (batch_id, company, payee_name,
-    credit_code, bank, account, amount_fen, months). Each company is paid its months' sealed
-    statements' 本期实付 (supplements and clawbacks booked in them included), less what its
-    previous batch could not recover; never a negative amount — the rest carries forward to its
-    next batch, on a line of its own. Refused (exit 2) for a month that is not sealed, stale or
-    already in a batch, and for a company paid without complete payee data in companies.toml
-    (naming the company and the field).
+    在 payments/league=L/ 下写出 <batch_id>.xlsx（供签字的拨付清单，含大写金额）、.csv
+    （UTF-8 带 BOM，供财务系统转账）和 .parquet（batch_id、company、payee_name、
+    credit_code、bank、account、amount_fen、months）。
+
+    每个企业拨付其各月已封存结算单的本期实付（含计入其中的补充结算和追缴），减去其上一批次
+    未能扣回的金额；拨付金额不会为负，不足部分结转到该企业的下一批次，单列一行。
+
+    以下情况拒绝（退出码 2）：月份未封存、需重算或已在某个批次中；要拨付的企业在
+    companies.toml 中的收款信息不全（列出企业和缺少的项）。
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -1576,12 +1806,12 @@ def pay(ctx, league, months, config_dir, out_dir, store, quiet) -> None:
 @store_option
 @friendly
 def pay_confirm(batch_id, paid_on, voucher, store) -> None:
-    """Record that a batch was transferred: 已生成 → 已拨付, once.
+    """登记批次已转账：已生成 → 已拨付，只能登记一次。
 
-    Whoever created the batch cannot confirm it (maker-checker: the actor is $SETTLE_USER,
-    else the login name). Refused (exit 2) for an unknown batch, one already confirmed, a blank
-    voucher, or a date after today or before the batch was created; a voucher already used for
-    another batch is confirmed with a warning.
+    生成批次的人不能确认该批次（经办与复核分离；操作人取 $SETTLE_USER，未设置时为登录名）。
+
+    以下情况拒绝（退出码 2）：批次不存在、已确认过、凭证号为空、拨付日期晚于今天或早于批次生成
+    的日期（或所付月份结束之前）。凭证号已用于其他批次时照常登记，并给出提示。
     """
     from .payout.batches import confirm_batch
 
@@ -1610,13 +1840,17 @@ def pay_confirm(batch_id, paid_on, voucher, store) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def clawback(league, month, waybills_file, reason, store, config_dir, quiet) -> None:
-    """Book a clawback (追缴) of waybills paid in a sealed month.
+    """对已封存月份已支付的运单登记追缴。
 
-    The amounts are booked as negative adjustments in the next open month (the first month
-    after it that is neither sealed nor in a closed year), whose statement and public notice
-    show them with the waybills, the reason and who recorded them. Refused whole (exit 2,
-    naming each waybill and why) for a waybill not paid in that month, named twice, or asked
-    for more than was paid less earlier clawbacks.
+    \b
+    例：settle clawback --league 150700 --month 2025-03 --waybills 追缴.xlsx
+          --reason 虚报
+
+    追缴金额作为负数调整项计入下一个开放月份（其后第一个既未封存、所在年度也未关账的月份），
+    该月的结算单和公示名单列出这些运单、追缴原因和登记人。
+
+    以下情况整批拒绝（退出码 2，逐一列出运单和原因）：运单不是该月已支付的、同一运单出现
+    两次、追缴金额超过已支付金额减去此前的追缴。
     """
     from .payout.clawbacks import clawback as book
 
@@ -1641,15 +1875,19 @@ def clawback(league, month, waybills_file, reason, store, config_dir, quiet) -> 
 @click.option("-q", "--quiet", is_flag=True, help="不在 stderr 显示进度。")
 @friendly
 def close_year(league, year, store, config_dir, quiet) -> None:
-    """Close a budget year (年度关账), once.
+    """年度关账：关闭一个预算年度，只能一次。
 
-    Refused (exit 2) while a month of the year is settled but unsealed, stale, or has not
-    ended (months without a run are empty and allowed). Writes the annual statements per
-    company and for the 盟市 (annual/league=L/year=Y/*.xlsx, *.html, annual.json). With
-    `[breakeven] annual_true_up = true` in the policy, each break-even unit's year is capped at
-    floor(100 × max(0, Σ cost − Σ revenue)) and the excess becomes clawbacks, allocated to
-    parcels by largest remainder and booked in the next year's first open month. Later
-    changes to the year go to the next year as adjustments.
+    该年度有月份已结算未封存、需重算或尚未结束时拒绝（退出码 2）；没有结算批次的月份是空月，
+    不影响关账，但整个年度没有任何已结算的月份时拒绝（多半是 --year 或 --league 写错）。
+
+    在 annual/league=L/year=Y/ 下写出各企业和全盟市的年度结算表（*.xlsx、*.html、
+    annual.json）。
+
+    政策中设置 [breakeven] annual_true_up = true 时，每个盈亏平衡单元全年的补贴以
+    floor(100 × max(0, Σ cost − Σ revenue)) 为上限，超出部分按最大余数法分摊到运单，
+    作为追缴计入下一年度第一个开放月份。
+
+    关账后对该年度的更改作为调整项计入下一年度。
     """
     from .payout.annual import close_year as close
 

@@ -32,3 +32,52 @@ def table(headers: list[str], rows: list[list[str]], right: list[bool]) -> str:
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out) + "\n"
+
+
+# Chinese punctuation: a line may break after a closing mark and before an opening one, never
+# the other way round; text beside it takes no space
+_CLOSING = "，。、；：？！）》」』〕】”’"
+_OPENING = "（《「『〔【“‘"
+_TIGHT = _CLOSING + _OPENING + "—"
+
+
+def _breaks(a: str, b: str) -> bool:
+    """Whether a line may break between two characters written without a space."""
+    if b in _CLOSING or a in _OPENING or b in ",.;:?!)]>":
+        return False
+    return a in _CLOSING or b in _OPENING or (width(a) == 2 and width(b) == 2)
+
+
+def wrap(text: str, columns: int) -> list[str]:
+    """Lines of at most `columns` display columns: breaks at spaces, between Chinese
+    characters and beside Chinese punctuation; never inside a Latin word, a number or a path."""
+    pieces: list[tuple[str, bool]] = []  # (unbreakable text, a space before it)
+    for word in text.split():
+        start = 0
+        for k in range(1, len(word)):
+            if _breaks(word[k - 1], word[k]):
+                pieces.append((word[start:k], start == 0))
+                start = k
+        pieces.append((word[start:], start == 0))
+    lines: list[str] = []
+    line = ""
+    for piece, spaced in pieces:
+        joined = f"{line} {piece}" if line and spaced else line + piece
+        if line and width(joined) > columns:
+            lines.append(line)
+            joined = piece
+        line = joined
+    if line:
+        lines.append(line)
+    return lines
+
+
+def join_lines(lines: list[str]) -> str:
+    """Lines of one paragraph as one text: a space where a Latin word meets a Chinese one or
+    another Latin word (Chinese text spaces its Latin words), none beside Chinese punctuation."""
+    text = ""
+    for line in (line.strip() for line in lines):
+        a, b = text[-1:], line[:1]
+        tight = a in _TIGHT or b in _TIGHT or (width(a) == 2 and width(b) == 2)
+        text = line if not text else text + ("" if tight else " ") + line
+    return text
