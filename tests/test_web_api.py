@@ -169,12 +169,10 @@ def test_login_is_throttled_after_five_failures(world):
         )
     r = client.post("/api/login", json={"username": "yto", "password": PASSWORDS["yto"]})
     assert r.status_code == 429
-    assert (
-        r.json()["detail"].startswith("登录失败次数过多") and "15 分钟后再试" in r.json()["detail"]
-    )
-    # the same address is refused for any user name, too
+    assert r.json()["detail"].startswith("登录失败次数过多，账户 yto 已暂停登录至 ")
+    # the address is not: a colleague behind the same NAT logs in (tests/test_web_fixes.py)
     r = client.post("/api/login", json={"username": "zto", "password": PASSWORDS["zto"]})
-    assert r.status_code == 429
+    assert r.status_code == 200
     # a successful login elsewhere clears nothing for this user: it is still throttled
     other = world.anon("10.0.0.4")
     assert (
