@@ -449,7 +449,7 @@ def test_a_run_without_submissions_or_of_an_unfinished_month_is_refused(world):
         ).status_code
         == 201
     )
-    r = client.post("/api/runs", json={"league": L, "month": "2025-06"})
+    r = client.post("/api/runs", json={"league": L, "month": "2025-06", "confirm_missing": True})
     assert r.status_code == 409 and r.json()["forceable"] is True
     assert "尚未结束" in r.json()["detail"] and "--force" not in r.json()["detail"]
 

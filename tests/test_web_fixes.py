@@ -124,3 +124,57 @@ def test_fifty_failures_from_one_address_pause_that_address(world, clock):
     assert login(world.anon("10.9.0.3"), "zto", PASSWORDS["zto"]).status_code == 200
     clock[0] += dt.timedelta(minutes=15)
     assert login(guesser, "zto", PASSWORDS["zto"]).status_code == 200
+
+
+# --------------------------------------------------------------------------- 2. companies missing
+
+MISSING_YTO = (
+    "以下企业在此前月份提交过投递日志，但还没有提交 2025-04 的：圆通速递（YTO，最近提交 2025-03）；"
+    "现在结算，这些企业本月的投递不会得到补贴。确认仍要结算，请勾选"
+    "“本月缺少以上企业，仍然结算”（API：confirm_missing 设为 true）"
+)
+
+
+def test_march_is_submitted_by_both_companies_and_settled(world):
+    zto = gbk_log(log_line("ZT001", "ZTO", "2025-03-05"), log_line("ZT002", "ZTO", "2025-03-06"))
+    assert submit(world.as_("zto"), zto, "2025-03").status_code == 201
+    yto = gbk_log(log_line("YT001", "YTO", "2025-03-05"))
+    assert submit(world.as_("yto"), yto, "2025-03").status_code == 201
+    r = world.as_("admin1").post("/api/runs", json={"league": L, "month": "2025-03"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["result"]["parcels"], r.json()["result"]["subsidy_fen"]) == (3, 45)
+
+
+def test_a_run_with_a_company_missing_is_refused_listing_it(world):
+    april = gbk_log(log_line("ZT401", "ZTO", "2025-04-03"))
+    assert submit(world.as_("zto"), april, "2025-04").status_code == 201
+    admin = world.as_("admin1")
+    r = admin.post("/api/runs", json={"league": L, "month": "2025-04"})
+    assert (r.status_code, r.json()["detail"]) == (409, MISSING_YTO)
+    assert r.json()["missing"] == [{"company": "YTO", "last_month": "2025-03", "name": "圆通速递"}]
+    # the month page says so and the run form needs the checkbox
+    page = admin.get(f"/months/{L}/2025-04").text
+    assert "还没有提交 2025-04 的：圆通速递（YTO，最近提交 2025-03）" in page
+    assert 'name="confirm_missing" value="1" required' in page
+    r = admin.post(f"/months/{L}/2025-04/run", data={}, follow_redirects=False)
+    assert r.status_code == 409 and MISSING_YTO in r.text.replace("&#34;", '"')
+
+
+def test_a_run_with_a_company_missing_goes_ahead_when_confirmed(world):
+    admin = world.as_("admin1")
+    r = admin.post(
+        f"/months/{L}/2025-04/run", data={"confirm_missing": "1"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    job = world.app.state.portal.jobs.get(r.headers["location"].rsplit("/", 1)[1])
+    job.done.wait(60)
+    assert (job.state, job.result["parcels"], job.confirm_missing) == ("done", 1, True)
+    # the replacement's confirmation keeps it
+    r = admin.post("/api/runs", json={"league": L, "month": "2025-04", "confirm_missing": True})
+    assert r.status_code == 409 and r.json()["state"] == "confirm"
+    page = admin.get(f"/jobs/{r.json()['job']}").text
+    assert '<input type="hidden" name="confirm_missing" value="1">' in page
+    # a month every company of earlier months submitted needs no confirmation: March above
+    assert (
+        world.app.state.portal.missing_companies(L, world.app.state.portal.month("2025-03")) == []
+    )

@@ -28,7 +28,7 @@ from ..errors import (
 from . import api, api_payouts, pages, pages_auditor, pages_payout, pages_simulate  # noqa: F401 (api_payouts: routes on api.router)
 from .access import Forbidden, NotAuthenticated, identify
 from .accounts import BadLogin, Throttled
-from .portal import Busy, NotFound, Portal, Settings
+from .portal import Busy, MissingCompanies, NotFound, Portal, Settings
 from .simulations import Simulations
 from .submissions import ForeignRows, TooLarge
 from .templating import OFFICE, render, templates
@@ -173,6 +173,8 @@ def error_response(request: Request, exc: Exception) -> Response:
         extra["changes"] = exc.changes
     if isinstance(exc, ForeignRows):
         extra |= {"rows": exc.rows, "count": exc.count}
+    if isinstance(exc, MissingCompanies):
+        extra["missing"] = exc.missing
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if wants_json(request):
         return JSONResponse({"detail": message, **extra}, status_code=status, headers=headers)

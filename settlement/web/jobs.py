@@ -55,6 +55,7 @@ class Job:
     result: dict | None = None
     error: str | None = None
     forceable: bool = False
+    confirm_missing: bool = False  # run although companies of earlier months have not submitted
     changes: list[dict] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: local_text(now_utc()))
     finished_at: str | None = None
@@ -72,6 +73,7 @@ class Job:
             "user": self.user,
             "replace": self.replace,
             "force": self.force,
+            "confirm_missing": self.confirm_missing,
             "state": self.state,
             "messages": self.messages,
             "result": self.result,

@@ -14,7 +14,7 @@ from ..errors import RefusedError, UsageError
 from .access import SESSION_COOKIE, authorize, client_address, identify
 from .accounts import BadLogin, Throttled
 from .api import set_session_cookie, upload_field
-from .portal import NotFound, Portal
+from .portal import MissingCompanies, NotFound, Portal
 from .templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -140,6 +140,7 @@ async def month_page(
             {"code": code, "name": c.name, "sub": current.get(code)}
             for code, c in sorted(portal.cfg.companies.items())
         ]
+        context["missing"] = portal.missing_companies(league, m)
         context["company_files"] = sorted(
             {f.rsplit(".", 1)[0] for f in detail["statement_files"]}
             - {"summary", "public_notice", "statements"}
@@ -235,14 +236,18 @@ async def run(request: Request, league: str, month: str):
     who = await authorize(request, "run", league=league)
     portal = portal_of(request)
     form = await request.form()
-    job = await run_in_threadpool(
-        portal.start_run,
-        who,
-        league,
-        portal.month(month),
-        form.get("replace") == "1",
-        form.get("force") == "1",
-    )
+    try:
+        job = await run_in_threadpool(
+            portal.start_run,
+            who,
+            league,
+            portal.month(month),
+            form.get("replace") == "1",
+            form.get("force") == "1",
+            form.get("confirm_missing") == "1",
+        )
+    except MissingCompanies as exc:
+        return await month_page(request, league, month, who, 409, error=str(exc))
     return see_other(f"/jobs/{job.id}")
 
 

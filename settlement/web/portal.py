@@ -70,6 +70,22 @@ class NotFound(SettlementError):
     """No such month, file or job (404)."""
 
 
+class MissingCompanies(RefusedError):
+    """A run of a month that companies of earlier months have not submitted for (409), until
+    the administrator confirms: `missing` lists them."""
+
+    def __init__(self, month: str, missing: list[dict]) -> None:
+        names = "、".join(
+            f"{m['name']}（{m['company']}，最近提交 {m['last_month']}）" for m in missing
+        )
+        super().__init__(
+            f"以下企业在此前月份提交过投递日志，但还没有提交 {month} 的：{names}；"
+            "现在结算，这些企业本月的投递不会得到补贴。确认仍要结算，请勾选"
+            "“本月缺少以上企业，仍然结算”（API：confirm_missing 设为 true）"
+        )
+        self.missing = missing
+
+
 @dataclass(frozen=True)
 class Who:
     """Who is acting, and from where: the user and the client's address."""
@@ -400,10 +416,31 @@ class Portal:
 
     # ------------------------------------------------------------------ runs
 
+    def missing_companies(self, league: str, month: Month) -> list[dict]:
+        """Companies that submitted for an earlier month of the 盟市 but have no current
+        submission for this one: code, name and the last month they submitted."""
+        rows = self.accounts.rows(
+            "SELECT company, MAX(month) AS last_month FROM submissions "
+            "WHERE league_code = ? AND month < ? AND company NOT IN "
+            "(SELECT company FROM submissions WHERE league_code = ? AND month = ? "
+            " AND status = 'current') GROUP BY company ORDER BY company",
+            (league, str(month), league, str(month)),
+        )
+        return [r | {"name": self.company_name(r["company"])} for r in rows]
+
     def start_run(
-        self, who: Who, league: str, month: Month, replace: bool = False, force: bool = False
+        self,
+        who: Who,
+        league: str,
+        month: Month,
+        replace: bool = False,
+        force: bool = False,
+        confirm_missing: bool = False,
     ) -> Job:
-        """Settle a 盟市-month from the current submission of every company, in the background."""
+        """Settle a 盟市-month from the current submission of every company, in the background.
+
+        Refused (MissingCompanies) while a company of earlier months has not submitted for this
+        one, unless `confirm_missing`."""
         self.check_league(league)
         files = [
             self.out / r["path"]
@@ -415,7 +452,11 @@ class Portal:
         ]
         if not files:
             raise RefusedError(f"盟市 {league} {month} 还没有任何企业提交投递日志，无法结算")
+        missing = self.missing_companies(league, month)
+        if missing and not confirm_missing:
+            raise MissingCompanies(str(month), missing)
         job = Job(new_job_id(), league, str(month), who.user.name, replace, force)
+        job.confirm_missing = confirm_missing
         names = self.file_names(league, str(month))
 
         def say(text: str) -> None:
@@ -444,7 +485,13 @@ class Portal:
             "run_request",
             league=league,
             month=str(month),
-            detail={"job": job.id, "replace": replace, "force": force, "files": len(files)},
+            detail={
+                "job": job.id,
+                "replace": replace,
+                "force": force,
+                "files": len(files),
+                "missing": [m["company"] for m in missing],
+            },
         )
         return self.jobs.start(job, work)
 
