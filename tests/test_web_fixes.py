@@ -178,3 +178,91 @@ def test_a_run_with_a_company_missing_goes_ahead_when_confirmed(world):
     assert (
         world.app.state.portal.missing_companies(L, world.app.state.portal.month("2025-03")) == []
     )
+
+
+# --------------------------------------------------------------------------- 3. supplementary runs
+
+
+def test_after_the_seal_a_company_submits_late_parcels_as_a_late_submission(world):
+    r = world.as_("admin2").post(
+        "/api/seal",
+        json={
+            "league": L,
+            "month": "2025-03",
+            "notice_start": "2025-04-01",
+            "notice_end": "2025-04-10",
+            "approval_ref": "呼邮管〔2025〕3号",
+            "approved_by": "审批人甲",
+        },
+    )
+    assert r.status_code == 200, r.text
+    late = gbk_log(
+        log_line("ZT001", "ZTO", "2025-03-05"),  # settled in March: ALREADY_SETTLED
+        log_line("ZT005", "ZTO", "2025-03-10"),  # late: 15 分
+    )
+    r = submit(world.as_("zto"), late, "2025-03", "中通3月补报.csv")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["late"], body["replaced"], body["report"]["mode"]) == (True, [], "supplementary")
+    assert (body["report"]["accepted"], body["report"]["by_reason"][0]["reason_code"]) == (
+        1,
+        "ALREADY_SETTLED",
+    )
+    world.late_id = body["submission_id"]
+    # the month's regular submission stays current beside it
+    rows = world.as_("zto").get(f"/api/submissions?league={L}&month=2025-03").json()
+    assert [(s["original_name"], s["late"], s["settled_in"]) for s in rows] == [
+        ("中通3月补报.csv", 1, None),
+        ("log.csv", 0, None),
+    ]
+    # the office sees it waiting, with the button
+    page = world.as_("admin1").get(f"/months/{L}/2025-03").text
+    assert "补报与补充结算" in page and "中通3月补报.csv" in page
+    assert '<input type="hidden" name="supplementary" value="1">' in page
+    months = world.as_("admin1").get(f"/api/months?league={L}").json()["months"]
+    assert next(m for m in months if m["month"] == "2025-03")["late_pending"] == 1
+
+
+def test_the_office_runs_the_supplement_paid_in_the_next_open_month(world):
+    admin = world.as_("admin1")
+    r = admin.post("/api/runs", json={"league": L, "month": "2025-03", "supplementary": True})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert (job["state"], job["supplementary"]) == ("done", True)
+    result = job["result"]
+    assert (result["kind"], result["parcels"], result["rejects"], result["subsidy_fen"]) == (
+        "supplementary",
+        1,
+        1,
+        15,
+    )
+    assert result["payable_in_month"] == "2025-04"
+    assert any("补充结算" in m["text"] for m in job["messages"])
+    page = admin.get(f"/jobs/{job['job']}").text
+    assert "补充结算完成：批次" in page and "计入 2025-04 结算单的调整项" in page
+    # April's statement for ZTO carries it; the company sees its late submission settled
+    april = world.as_("zto").get(f"/api/statements/{L}/2025-04/ZTO.html").text
+    assert "补充结算" in april
+    months = world.as_("zto").get(f"/api/months?league={L}").json()["months"]
+    march = next(m for m in months if m["month"] == "2025-03")
+    assert [(s["original_name"], s["settled_in"]) for s in march["late"]] == [
+        ("中通3月补报.csv", result["run_id"])
+    ]
+    assert "已补充结算" in world.as_("zto").get(f"/months?league={L}").text
+    # nothing is left to supplement
+    r = admin.post("/api/runs", json={"league": L, "month": "2025-03", "supplementary": True})
+    assert (r.status_code, r.json()["detail"]) == (
+        409,
+        "盟市 150700 2025-03 没有待补充结算的补报，无需补充结算",
+    )
+
+
+def test_a_supplement_is_for_sealed_months_and_only_admins(world):
+    r = world.as_("zto").post(
+        "/api/runs", json={"league": L, "month": "2025-03", "supplementary": True}
+    )
+    assert r.status_code == 403
+    # April is settled, not sealed: a submission is still locked
+    r = submit(world.as_("zto"), gbk_log(log_line("ZT402", "ZTO", "2025-04-04")), "2025-04")
+    assert r.status_code == 409
+    assert r.json()["detail"].endswith("封存后迟到的投递可作为补报提交")

@@ -93,7 +93,9 @@ CREATE TABLE IF NOT EXISTS submissions (
     status        TEXT NOT NULL CHECK (status IN ('current', 'replaced')),
     uploaded_by   TEXT NOT NULL,
     origin        TEXT NOT NULL,
-    uploaded_at   TEXT NOT NULL
+    uploaded_at   TEXT NOT NULL,
+    late          INTEGER NOT NULL DEFAULT 0,-- 补报: uploaded after the month was sealed
+    settled_in    TEXT                       -- late: the supplementary run that settled it
 );
 CREATE INDEX IF NOT EXISTS submissions_month ON submissions (league_code, month, company);
 CREATE TABLE IF NOT EXISTS events (
@@ -107,6 +109,9 @@ CREATE TABLE IF NOT EXISTS events (
     detail        TEXT
 );
 """
+
+#: Columns added to `submissions` since the first portal release, as ALTER TABLE adds them.
+LATER_COLUMNS = (("late", "INTEGER NOT NULL DEFAULT 0"), ("settled_in", "TEXT"))
 
 
 def portal_db(store: Path) -> Path:
@@ -163,6 +168,10 @@ class Accounts:
         with self._db() as db:
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(SCHEMA)
+            have = {r["name"] for r in db.execute("PRAGMA table_info(submissions)")}
+            for column, kind in LATER_COLUMNS:  # a portal file from before they existed
+                if column not in have:
+                    db.execute(f"ALTER TABLE submissions ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:

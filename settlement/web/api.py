@@ -196,6 +196,9 @@ class RunBody(BaseModel):
     month: str = Field(description="结算月份 YYYY-MM")
     replace: bool = Field(False, description="替换该月已有的有效结算（先不加，查看各企业的变化）")
     force: bool = Field(False, description="月份未结束，或超过一半的行不属于本盟市或本月时仍然结算")
+    supplementary: bool = Field(
+        False, description="补充结算：按已封存月份的补报结算（同 settle run --supplementary）"
+    )
     confirm_missing: bool = Field(
         False,
         description="此前月份提交过、本月未提交的企业仍缺时照样结算（不加时 409 并列出这些企业）",
@@ -215,6 +218,7 @@ async def start_run(request: Request, body: RunBody):
         body.replace,
         body.force,
         body.confirm_missing,
+        body.supplementary,
     )
     if not body.wait:
         return as_json(job.public() | {"status_url": f"/api/jobs/{job.id}"}, 202)

@@ -56,10 +56,15 @@ class Job:
     error: str | None = None
     forceable: bool = False
     confirm_missing: bool = False  # run although companies of earlier months have not submitted
+    supplementary: bool = False  # 补充结算 of a sealed month's late submissions
     changes: list[dict] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: local_text(now_utc()))
     finished_at: str | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def what(self) -> str:
+        return "补充结算" if self.supplementary else "结算"
 
     def say(self, text: str) -> None:
         self.messages.append({"at": local_text(now_utc()), "text": text})
@@ -74,6 +79,7 @@ class Job:
             "replace": self.replace,
             "force": self.force,
             "confirm_missing": self.confirm_missing,
+            "supplementary": self.supplementary,
             "state": self.state,
             "messages": self.messages,
             "result": self.result,
@@ -169,6 +175,7 @@ def _child(queue, request: dict) -> None:
             lambda text: queue.put(("say", text)),
             replace=request["replace"],
             force=request["force"],
+            supplementary=request.get("supplementary", False),
             actor=Actor(*request["actor"]),
         )
         queue.put(("done", summary(result)))
@@ -189,6 +196,9 @@ def summary(result) -> dict:
     m = result.manifest
     return {
         "run_id": result.run_id,
+        "kind": m.get("kind", "regular"),
+        "payable_in_month": m.get("payable_in_month"),  # a supplement: paid in this month
+        "breakeven_excess_fen": m["totals"].get("breakeven_excess_fen", 0),
         "superseded": result.superseded,
         "rows_in": m["counts"]["rows_in"],
         "parcels": m["counts"]["parcels"],

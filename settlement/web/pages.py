@@ -135,7 +135,8 @@ async def month_page(
             except NotFound:
                 pass
     else:
-        current = {s["company"]: s for s in portal.submissions(league, str(m))}
+        current = {s["company"]: s for s in portal.submissions(league, str(m)) if not s["late"]}
+        context["late"] = portal.late_submissions(league, str(m))
         context["companies"] = [
             {"code": code, "name": c.name, "sub": current.get(code)}
             for code, c in sorted(portal.cfg.companies.items())
@@ -245,6 +246,7 @@ async def run(request: Request, league: str, month: str):
             form.get("replace") == "1",
             form.get("force") == "1",
             form.get("confirm_missing") == "1",
+            form.get("supplementary") == "1",
         )
     except MissingCompanies as exc:
         return await month_page(request, league, month, who, 409, error=str(exc))
@@ -262,7 +264,7 @@ async def job(request: Request, job_id: str):
         request,
         who,
         "job.html",
-        f"{portal.league_name(job.league)}（{job.league}）{job.month} 结算",
+        f"{portal.league_name(job.league)}（{job.league}）{job.month} {job.what}",
         job=job.public(),
         refresh=2 if job.state == "running" else None,
         company_names={c: portal.company_name(c) for c in portal.cfg.companies},
