@@ -252,7 +252,9 @@ def test_rows_of_another_company_are_refused_naming_the_rows(world):
     r = submit(world.as_("zto"), data, "混合.csv")
     assert r.status_code == 422
     assert r.json()["rows"] == [{"line": 3, "company": "YTO"}] and r.json()["count"] == 1
-    assert r.json()["detail"].startswith("文件中有 1 行的快递企业不是本企业（ZTO）：第 3 行（YTO）")
+    assert r.json()["detail"].startswith(
+        "文件中有 1 行的快递企业是其他已登记企业，不是本企业（ZTO）：第 3 行（YTO）"
+    )
     folder = world.settings.out_dir / "submissions" / f"league={L}" / f"month={M}" / "ZTO"
     assert len(list(folder.iterdir())) == 1  # nothing new kept, no temporary file left
 

@@ -266,3 +266,43 @@ def test_a_supplement_is_for_sealed_months_and_only_admins(world):
     r = submit(world.as_("zto"), gbk_log(log_line("ZT402", "ZTO", "2025-04-04")), "2025-04")
     assert r.status_code == 409
     assert r.json()["detail"].endswith("封存后迟到的投递可作为补报提交")
+
+
+# --------------------------------------------------------------------------- 4. the company column
+
+
+def test_only_rows_of_another_registered_company_refuse_the_upload(world):
+    data = gbk_log(
+        log_line("ZT501", "ZTO", "2025-05-05"),
+        log_line("ZT502", "zto", "2025-05-05"),  # a typo of its own code
+        log_line("ZT503", "ZTX", "2025-05-05"),  # no such company
+        log_line("ZT504", "YTO", "2025-05-05"),  # another registered company: line 5
+    )
+    r = submit(world.as_("zto"), data, "2025-05", "5月.csv")
+    assert (r.status_code, r.json()["detail"]) == (
+        422,
+        "文件中有 1 行的快递企业是其他已登记企业，不是本企业（ZTO）：第 5 行（YTO）。"
+        "每家企业只能提交本企业的投递记录；请删除这些行后重新上传，文件未保存",
+    )
+    assert (r.json()["rows"], r.json()["count"]) == ([{"line": 5, "company": "YTO"}], 1)
+
+
+def test_an_unknown_company_code_is_rejected_by_the_validation_with_its_hint(world):
+    data = gbk_log(
+        log_line("ZT501", "ZTO", "2025-05-05"),
+        log_line("ZT502", "zto", "2025-05-05"),
+        log_line("ZT503", "ZTX", "2025-05-05"),
+    )
+    r = submit(world.as_("zto"), data, "2025-05", "5月.csv")
+    assert r.status_code == 201, r.text
+    report = r.json()["report"]
+    assert (report["rows"], report["accepted"]) == (3, 1)
+    assert report["by_reason"] == [
+        {"reason_code": "UNKNOWN_COMPANY", "reason": report["by_reason"][0]["reason"], "rows": 2}
+    ]
+    assert [(e["line"], e["detail"]) for e in report["examples"]] == [
+        (3, "企业编码“zto”未在 companies.toml 中登记（是否为 ZTO？）"),
+        (4, "企业编码“ZTX”未在 companies.toml 中登记"),
+    ]
+    page = world.as_("zto").get(f"/submissions/{r.json()['submission_id']}").text
+    assert "企业编码“zto”未在 companies.toml 中登记（是否为 ZTO？）" in page

@@ -339,7 +339,7 @@ class Portal:
         tmp, sha, size = sub.store_upload(source, folder, original_name, self.settings.upload_limit)
         try:
             try:
-                shown, count = sub.foreign_rows(tmp, company)
+                shown, count = sub.foreign_rows(tmp, company, set(self.cfg.companies))
             except InputFileError as exc:
                 raise sub.unreadable(exc, original_name) from None
             if count:
