@@ -306,3 +306,141 @@ def test_an_unknown_company_code_is_rejected_by_the_validation_with_its_hint(wor
     ]
     page = world.as_("zto").get(f"/submissions/{r.json()['submission_id']}").text
     assert "企业编码“zto”未在 companies.toml 中登记（是否为 ZTO？）" in page
+
+
+# --------------------------------------------------------------------------- 5. Chinese messages
+
+
+def test_a_field_that_does_not_parse_is_named_in_one_chinese_sentence(world):
+    admin = world.as_("admin2")
+    seal = {
+        "league": L,
+        "month": "2025-04",
+        "notice_start": "2025-05",
+        "notice_end": "2025-05-10",
+        "approval_ref": "x",
+    }
+    r = admin.post("/api/seal", json=seal)
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "detail": "notice_start：应为日期 YYYY-MM-DD",
+            "errors": [{"field": "notice_start", "problem": "应为日期 YYYY-MM-DD"}],
+        },
+    )
+    r = admin.post("/api/seal", json={"league": L, "month": "2025-04"})
+    assert (r.status_code, r.json()["detail"]) == (
+        422,
+        "notice_start：必须填写；notice_end：必须填写；approval_ref：必须填写",
+    )
+    r = world.anon().post("/api/login", content=b"{", headers={"content-type": "application/json"})
+    assert (r.status_code, r.json()["detail"]) == (422, "请求体：不是有效的 JSON")
+    r = admin.post("/api/runs", json={"league": L, "month": "2025-04", "replace": "perhaps"})
+    assert (r.status_code, r.json()["detail"]) == (422, "replace：应为 true 或 false")
+    # and in the pages: the error page, in Chinese
+    r = admin.get(f"/status?league={L}&year=abc")
+    assert r.status_code == 422 and "year：应为整数" in r.text and "Input should" not in r.text
+
+
+def test_the_cli_options_in_library_messages_become_what_the_page_offers(world):
+    # a sealed month cannot be run again: the page's way to settle late parcels
+    r = world.as_("admin1").post(
+        "/api/runs", json={"league": L, "month": "2025-03", "replace": True}
+    )
+    assert (r.status_code, r.json()["detail"]) == (
+        409,
+        "盟市 150700 2025-03 已封存（审批文号 呼邮管〔2025〕3号），不能重新结算；"
+        "迟到的投递请由企业作为补报提交，再在月份页面点击“补充结算”",
+    )
+    r = world.as_("admin1").post("/api/void", json={"league": L, "month": "2025-04", "reason": " "})
+    assert (r.status_code, r.json()["detail"]) == (422, "作废原因不能为空")
+    r = world.as_("auditor").post("/api/sql", json={"query": "SELECT * FROM range(10001)"})
+    assert (r.status_code, r.json()["detail"]) == (
+        422,
+        "查询结果超过 10,000 行的行数限制，未输出；请加 LIMIT、汇总，或分批查询",
+    )
+
+
+#: Library strings that name the CLI but never reach the portal's users, and why.
+CLI_ONLY = {
+    "settlement/cli.py": "the CLI itself",
+    "settlement/demo.py": "settle demo",
+    "settlement/sample.py": "settle sample",
+    "settlement/catalog.py": "the store's catalog (English, for developers)",
+    "settlement/web/accounts.py": "settle user add (accounts are made only with the CLI)",
+    "settlement/web/api.py": "the OpenAPI page's route summaries, for developers",
+    "settlement/web/api_payouts.py": "the OpenAPI page's route summaries, for developers",
+    "settlement/web/app.py": "the OpenAPI page's description, for developers",
+    "settlement/web/messages.py": "the translations themselves",
+    "settlement/statements/__init__.py": "documents (statements), not messages",
+    "settlement/statements/xlsx.py": "documents (statements), not messages",
+    "settlement/payout/documents.py": "documents (payment lists), not messages",
+}
+CLI_ONLY_TEXT = {"--format parquet 需要 --output 文件"}  # settle sql --format only
+
+
+def library_strings_naming_the_cli() -> list[tuple[str, int, str]]:
+    """Every string constant of the library with Chinese in it that names an option or a
+    command (docstrings aside): the messages the portal may have to translate."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import settlement
+
+    root = Path(settlement.__file__).parent
+    cjk, cli = re.compile(r"[\u4e00-\u9fff]"), re.compile(r"--[a-z]|settle [a-z]")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = f"settlement/{path.relative_to(root).as_posix()}"
+        if name in CLI_ONLY:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docs
+                and cjk.search(node.value)
+                and cli.search(node.value)
+                and node.value not in CLI_ONLY_TEXT
+            ):
+                found.append((name, node.lineno, node.value))
+    return found
+
+
+def test_every_library_message_naming_the_cli_is_translated_for_the_portal():
+    import re
+
+    from settlement.web.messages import for_portal
+
+    found = library_strings_naming_the_cli()
+    assert len(found) >= 25  # the scan sees them (engine, months, audit, payout, store …)
+    left = [
+        (name, line, text)
+        for name, line, text in found
+        if re.search(r"--[a-z]|settle [a-z]", for_portal(text))
+    ]
+    assert left == []
+
+
+def test_settle_serve_on_a_busy_port_says_so_and_exits_2(tmp_path):
+    import socket
+
+    from click.testing import CliRunner
+
+    from settlement.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", "--out", str(tmp_path), "--port", str(port)])
+    assert (r.exit_code, r.output) == (2, f"错误：端口 {port} 已被占用；请用 --port 指定其他端口\n")

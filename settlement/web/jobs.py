@@ -18,28 +18,9 @@ from dataclasses import dataclass, field
 
 from ..clock import local_text, now_utc
 from ..errors import RefusedError, ReplaceRefused, SettlementError
+from .messages import for_portal
 
 log = logging.getLogger("settlement.web")
-
-#: The CLI's options named in the engine's refusals, as the page's buttons.
-BROWSER_HINTS = (
-    ("确认要替换该月结算请加 --replace", "确认要替换该月结算，请核对下表后点击“确认替换”"),
-    ("确认无误请加 --force", "确认无误可点击“仍然结算”"),
-    ("确需提前结算请加 --force", "确需提前结算可点击“仍然结算”"),
-    ("如确需更改，请加 --force，并", "如确需更改，可点击“仍然结算”，并"),
-    (
-        "请用 settle run --supplementary 补充结算",
-        "请由管理员用命令行补充结算（settle run --supplementary）",
-    ),
-    ("settle run --replace", "重新结算"),
-)
-
-
-def for_browser(message: str) -> str:
-    """An engine message with the CLI's options replaced by what the page offers."""
-    for cli, page in BROWSER_HINTS:
-        message = message.replace(cli, page)
-    return message
 
 
 @dataclass
@@ -129,15 +110,15 @@ class Jobs:
             job.state = "done"
         except ReplaceRefused as exc:
             job.state = "confirm"
-            job.error = for_browser(str(exc))
+            job.error = for_portal(str(exc))
             job.changes = exc.changes
         except RefusedError as exc:
             job.state = "refused"
             job.forceable = "--force" in str(exc) and not job.force
-            job.error = for_browser(str(exc))
+            job.error = for_portal(str(exc))
         except SettlementError as exc:
             job.state = "failed"
-            job.error = for_browser(str(exc))
+            job.error = for_portal(str(exc))
         except Exception as exc:  # noqa: BLE001 - shown on the page, logged in full
             log.exception("run %s failed", job.id)
             job.state = "failed"

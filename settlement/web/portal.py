@@ -43,6 +43,7 @@ from ..store import (
 from . import submissions as sub
 from .accounts import Accounts, User, portal_db
 from .jobs import Job, Jobs, new_job_id, settle_in_child
+from .messages import for_portal
 
 DEFAULT_UPLOAD_MB = 200
 
@@ -693,11 +694,7 @@ class Portal:
                     con, query, None, self.settings.sql_max_rows, self.settings.sql_timeout
                 )
             except SettlementError as exc:
-                raise UsageError(
-                    str(exc)
-                    .replace("可用 --timeout 放宽", "请缩小查询范围")
-                    .replace("或用 --max-rows 放宽", "或分批查询")
-                ) from None
+                raise UsageError(for_portal(str(exc))) from None
             finally:
                 con.close()
 
@@ -739,8 +736,8 @@ class Portal:
             "ok": not report.problems,
             "runs": report.runs,
             "files": report.files,
-            "problems": [p.__dict__ for p in report.problems],
-            "notes": report.notes,
+            "problems": [p.__dict__ | {"detail": for_portal(p.detail)} for p in report.problems],
+            "notes": [for_portal(n) for n in report.notes],
         }
 
     def explain(self, waybill: str) -> list[str]:

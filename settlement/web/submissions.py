@@ -24,6 +24,7 @@ from ..errors import InputFileError, RefusedError, UsageError
 from ..ingest import LogStream
 from ..period import Month
 from ..reasons import REASONS
+from .messages import for_portal
 
 #: The suffixes a log may have (SPEC §2); the stored file keeps the one it was uploaded with.
 SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
@@ -175,7 +176,7 @@ def report_dict(report, stored_name: str, original_name: str) -> dict:
         "accepted": report.accepted,
         "rejected": report.rows - report.accepted,
         "mode": report.mode,
-        "warnings": [w.replace(stored_name, original_name) for w in report.warnings],
+        "warnings": [for_portal(w.replace(stored_name, original_name)) for w in report.warnings],
         "inputs": inputs,
         "by_reason": by_reason,
         "examples": examples,
