@@ -647,7 +647,7 @@ def test_a_seal_needs_an_approver_and_an_ended_notice(world):
     r = client.post("/api/seal", json={k: v for k, v in SEAL.items() if k != "approved_by"})
     assert (r.status_code, r.json()["detail"]) == (
         422,
-        "审批人不能为空（--approved-by），封存需要写明审批人",
+        "审批人不能为空，封存需要写明审批人",
     )
     r = client.post("/api/seal", json=SEAL | {"notice_end": "2025-07-10"})
     assert r.status_code == 409 and "尚未结束" in r.json()["detail"]
