@@ -11,7 +11,7 @@ import datetime as dt
 import sqlite3
 
 import pytest
-from fastapi.testclient import TestClient
+from test_web_api import World as ApiWorld
 from webfixtures import PASSWORDS, TODAY, gbk_log, log_line, make_portal
 
 from settlement.web import accounts as accounts_module
@@ -30,23 +30,7 @@ def world(tmp_path_factory):
     mp.undo()
 
 
-class World:
-    def __init__(self, app, settings):
-        self.app, self.settings = app, settings
-        self.clients: dict[str, TestClient] = {}
-
-    def anon(self, address: str = "testclient") -> TestClient:
-        return TestClient(self.app, client=(address, 50000))
-
-    def as_(self, name: str) -> TestClient:
-        if name not in self.clients:
-            client = TestClient(self.app)
-            r = client.post("/api/login", json={"username": name, "password": PASSWORDS[name]})
-            assert r.status_code == 200, r.text
-            client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-            self.clients[name] = client
-        return self.clients[name]
-
+class World(ApiWorld):
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(portal_db(self.settings.store.resolve()))
 
