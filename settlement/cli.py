@@ -1516,9 +1516,10 @@ def serve(out_dir, store, config_dir, host, port, upload_limit_mb, forwarded_all
     """
     import uvicorn
 
-    from .web.app import create_app
+    from .web.app import check_listen, create_app
     from .web.portal import Settings
 
+    check_listen(host, port)
     store = store if store is not None else out_dir / "settlement.duckdb"
     settings = Settings(out_dir, store, config_dir, upload_limit=upload_limit_mb * 1024 * 1024)
     app = create_app(settings)

@@ -159,7 +159,7 @@ def test_signed_sheet_first_then_listings_and_print_setup(month):
     ws = wb["结算单"]
     assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9
     assert ws.sheet_properties.pageSetUpPr.fitToPage
-    assert ws.page_setup.fitToHeight == 0  # one page wide (fitToWidth 1 is the default)
+    assert fit_to(ws) == (1, 1)  # short: on one page, signatures with the totals
     assert ws.print_area == "'结算单'!$A$1:$J$" + str(ws.max_row)
     values = texts(folder / "ZTO.xlsx")
     assert "剔除行 2 行：见本工作簿“剔除明细”工作表。" in values
@@ -169,6 +169,13 @@ def test_signed_sheet_first_then_listings_and_print_setup(month):
     assert "剔除行 2 行：见同目录 ZTO.xlsx 的“剔除明细”工作表。" in page
     assert "投递量明细 3 件：见同目录 ZTO.xlsx 的“投递量明细表”工作表。" in page
     assert "@page { size: A4 landscape;" in page
+
+
+def fit_to(ws) -> tuple[int, int]:
+    """(pages wide, pages tall) of a sheet's fit-to-page setting; 1 when not written (OOXML's
+    default), 0 for as many as needed."""
+    values = (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight)
+    return tuple(1 if v is None else int(v) for v in values)
 
 
 def test_times_shown_in_asia_shanghai(month):
@@ -434,3 +441,52 @@ def test_notice_lists_the_months_adjustments(tmp_path, monkeypatch):
     yto_line = next(r for r in summary if r[0] == "圆通速递（YTO）")
     assert yto_line[2:] == [0, 0, 0, 0, 0, 0, 0.15, 0.15]  # 受理, 剔除, …, 调整, 本期实付
     assert cli("verify", "--out", out).exit_code == 0
+
+
+def test_signed_sheet_with_adjustments_and_seal_prints_on_one_page(tmp_path, monkeypatch):
+    """A sealed month with a supplementary adjustment: header, 旗县, rejects, adjustments, seal
+    and signatures scaled onto one A4 page (before, the signatures fell onto page 2)."""
+    monkeypatch.setenv("SETTLE_TODAY", "2025-05-20")
+    cfg = make_config(tmp_path / "config", policy_text())
+    out = tmp_path / "out"
+    feb = logs_file(tmp_path / "feb.csv", f"F1,ZTO,2025-02-05 10:00,{V1},12,2,0,签名")
+    run(cfg, out, "2025-02", feb)
+    mar = logs_file(
+        tmp_path / "mar.csv",
+        f"M1,ZTO,2025-03-05 10:00,{V1},12,2,0,签名",
+        f"M2,ZTO,2025-03-06 10:00,{V2},5,2,0,签名",
+        f"M3,ZTO,2025-03-07 10:00,{V1},abc,2,0,签名",  # MALFORMED
+    )
+    run(cfg, out, "2025-03", mar)
+    seal(out, "2025-02", "2025-03-02", "2025-03-08")
+    late = logs_file(tmp_path / "late.csv", f"L1,ZTO,2025-02-25 10:00,{V1},5,2,0,签名")
+    run(cfg, out, "2025-02", late, "--supplementary")  # an adjustment line in March
+    seal(out, "2025-03", "2025-04-02", "2025-04-08")
+    path = out / "statements" / PART / "ZTO.xlsx"
+    ws = openpyxl.load_workbook(path)["结算单"]
+    assert "三、补充结算调整（已封存月份迟到投递，计入本期）" in [c for r in cells(path) for c in r]
+    assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert fit_to(ws) == (1, 1)
+    assert ws.row_breaks.brk == []
+
+
+def test_a_signed_sheet_over_the_budget_starts_its_closing_part_on_a_new_page(tmp_path):
+    import xlsxwriter
+
+    from settlement.statements import xlsx
+
+    def breaks(rows: int, second: int, closing: int) -> tuple:
+        path = tmp_path / f"{rows}-{second}.xlsx"
+        wb = xlsxwriter.Workbook(str(path))
+        ws = wb.add_worksheet("结算单")
+        for r in range(rows):
+            ws.write_number(r, 0, r)
+        ws.fit_to_pages(1, 0)
+        xlsx._keep_signatures_with_totals(ws, rows, second, closing)
+        wb.close()
+        ws = openpyxl.load_workbook(path)["结算单"]
+        return fit_to(ws)[1], [b.id for b in ws.row_breaks.brk]
+
+    assert breaks(40, 20, 30) == (1, [])  # 800 px: scaled onto one page
+    assert breaks(120, 90, 110) == (0, [90])  # the sections after the 旗县 table: a new page
+    assert breaks(120, 20, 110) == (0, [110])  # long sections: the closing part alone

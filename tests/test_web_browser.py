@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from webfixtures import PASSWORDS, TODAY, YTO_MARCH, ZTO_MARCH, make_portal
+from webfixtures import PASSWORDS, TODAY, YTO_MARCH, ZTO_MARCH, gbk_log, log_line, make_portal
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -222,3 +222,27 @@ def test_the_office_simulates_the_current_policy(server, browser):
     assert "模拟政策应付 0.55 元，现行政策实付 0.55 元" in text
     assert admin.locator("main svg").count() >= 1
     shot(admin, "19-admin-simulation-summary")
+
+
+def test_a_late_submission_is_settled_in_a_supplementary_run(server, browser):
+    """March, sealed above: ZTO uploads a late parcel, the office runs 补充结算 from the page."""
+    base, logs, _settings = server
+    late = logs / "中通3月补报.csv"
+    late.write_bytes(gbk_log(log_line("ZT009", "ZTO", "2025-03-12")))
+    zto = session(browser, base, "zto")
+    zto.goto(f"{base}/months/{L}/{M}")
+    assert "迟到的投递可作为补报提交" in zto.inner_text("main")
+    upload(zto, base, late)
+    assert "的补报（该月已封存）" in zto.inner_text("main")
+    shot(zto, "20-company-late-submission")
+    admin = session(browser, base, "admin1")
+    admin.goto(f"{base}/months/{L}/{M}")
+    assert "中通3月补报.csv" in admin.inner_text("main")
+    shot(admin, "21-admin-month-late-submissions")
+    admin.click("main button:text-is('补充结算')")
+    admin.wait_for_selector("text=补充结算完成", timeout=60_000)
+    assert "应付补贴 0.15 元，计入 2025-04 结算单的调整项" in admin.inner_text("main")
+    shot(admin, "22-admin-supplement-done")
+    zto.goto(f"{base}/months?league={L}")
+    assert "已补充结算" in zto.inner_text("main")
+    shot(zto, "23-company-months-supplement")

@@ -212,7 +212,9 @@ def test_the_clawback_month_is_settled_and_shows_it(world):
         f"/api/submissions?league={L}&month=2025-04", files={"file": ("4月.csv", april, "text/csv")}
     )
     assert r.status_code == 201, r.text
-    r = world.as_("admin1").post("/api/runs", json={"league": L, "month": "2025-04"})
+    r = world.as_("admin1").post(
+        "/api/runs", json={"league": L, "month": "2025-04", "confirm_missing": True}
+    )
     assert r.status_code == 200, r.text
     page = world.as_("zto").get(f"/api/statements/{L}/2025-04/ZTO.html").text
     assert "追缴（负数调整，计入本期）" in page and "签收照片重复使用" in page

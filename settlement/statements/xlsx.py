@@ -1,7 +1,9 @@
 """A statement as an XLSX workbook: the signed sheet 结算单 first, listings on other sheets.
 
 The first sheet prints on A4 landscape, one page wide: header, 旗县 table, rejects counted by
-reason, adjustments, seal, signatures and where the detail is. A voided statement has a red
+reason, adjustments, seal, signatures and where the detail is — scaled onto one page when it
+fits a row budget, else its closing part starts a page, so the signatures always print with the
+totals they sign for. A voided statement has a red
 banner row at the top of every sheet and 作废 in every printed page's header. Untrusted text is
 always a string cell; amounts, distances and counts are number cells with number formats.
 """
@@ -33,6 +35,12 @@ if TYPE_CHECKING:
     from . import Layout, Listing, MonthData
 
 LAST = len(COUNTY_HEADERS) - 1  # the signed sheet is ten columns wide, A..J
+#: The printable height of an A4 landscape page at 100 %, in pixels (210 mm less the margins).
+PAGE_PX = 670
+#: The signed sheet is scaled onto one page when it is at most this tall (scale ≥ 2/3: the
+#: text stays readable, about 7 pt); a taller one starts its closing part on a new page, so
+#: that the totals to be signed and the signatures are always on the same page.
+ONE_PAGE_PX = PAGE_PX * 3 // 2
 WIDTHS = [11, 24, 22, 10, 10, 10, 13, 15, 13, 13]
 RED = "#C00000"
 
@@ -227,6 +235,7 @@ def _signed_sheet(ws, f: _Formats, lay: Layout) -> tuple[int, int]:
     ws.set_row(row, 20)
     row += 2
 
+    second = row  # where the sections after the 旗县 table begin
     section = 2
     if lay.companies is not None:
         row = _company_table(ws, f, lay, row, section)
@@ -238,6 +247,7 @@ def _signed_sheet(ws, f: _Formats, lay: Layout) -> tuple[int, int]:
         section += 1
     if lay.clawbacks:
         row = _clawback_table(ws, f, lay, row, section)
+    closing = row  # the amount to be signed, the seal, the signatures
     if lay.adjustments or lay.clawbacks:
         words = (
             f"本期实付合计（大写）：人民币{rmb_upper(lay.due_fen)}（¥{format_yuan(lay.due_fen)}）"
@@ -256,7 +266,26 @@ def _signed_sheet(ws, f: _Formats, lay: Layout) -> tuple[int, int]:
         row += 1
     ws.print_area(0, 0, row - 1, LAST)
     _print_setup(ws, lay)
+    _keep_signatures_with_totals(ws, row, second, closing)
     return first_data, last_data
+
+
+def _height(ws, first: int, end: int) -> int:
+    """The height of rows first..end-1 in pixels, as xlsxwriter records them."""
+    default = ws.default_row_height
+    return sum((ws.row_info[r].height if r in ws.row_info else default) for r in range(first, end))
+
+
+def _keep_signatures_with_totals(ws, end: int, second: int, closing: int) -> None:
+    """The signed sheet on one page when it fits the row budget; else its sections (or, when
+    they are long, only its closing part) start a new page, so the signatures never print
+    on a page without the totals they sign for."""
+    if _height(ws, 0, end) <= ONE_PAGE_PX:
+        ws.fit_to_pages(1, 1)
+    elif _height(ws, second, end) <= PAGE_PX:
+        ws.set_h_pagebreaks([second])
+    else:
+        ws.set_h_pagebreaks([closing])
 
 
 def _number(n: int) -> str:

@@ -197,6 +197,13 @@ class RunBody(BaseModel):
     month: str = Field(description="结算月份 YYYY-MM")
     replace: bool = Field(False, description="替换该月已有的有效结算（先不加，查看各企业的变化）")
     force: bool = Field(False, description="月份未结束，或超过一半的行不属于本盟市或本月时仍然结算")
+    supplementary: bool = Field(
+        False, description="补充结算：按已封存月份的补报结算（同 settle run --supplementary）"
+    )
+    confirm_missing: bool = Field(
+        False,
+        description="此前月份提交过、本月未提交的企业仍缺时照样结算（不加时 409 并列出这些企业）",
+    )
     wait: bool = Field(True, description="等结算完成再返回；false 时立即返回 202 和任务地址")
 
 
@@ -205,7 +212,14 @@ async def start_run(request: Request, body: RunBody):
     who = await authorize(request, "run", league=body.league)
     portal = portal_of(request)
     job = await run_in_threadpool(
-        portal.start_run, who, body.league, portal.month(body.month), body.replace, body.force
+        portal.start_run,
+        who,
+        body.league,
+        portal.month(body.month),
+        body.replace,
+        body.force,
+        body.confirm_missing,
+        body.supplementary,
     )
     if not body.wait:
         return as_json(job.public() | {"status_url": f"/api/jobs/{job.id}"}, 202)

@@ -3,7 +3,6 @@ exception → status mapping in one place, templates, static files and the route
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from ..errors import (
 from . import api, api_payouts, pages, pages_auditor, pages_payout, pages_simulate  # noqa: F401 (api_payouts: routes on api.router)
 from .access import Forbidden, NotAuthenticated, identify
 from .accounts import BadLogin, Throttled
-from .portal import Busy, NotFound, Portal, Settings
+from .messages import for_portal
+from .portal import Busy, MissingCompanies, NotFound, Portal, Settings
 from .simulations import Simulations
 from .submissions import ForeignRows, TooLarge
 from .templating import OFFICE, render, templates
@@ -167,12 +167,14 @@ def error_response(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, Forbidden):
         message = str(exc) or "无权访问"
     else:
-        message = str(exc)
+        message = for_portal(str(exc))
     extra: dict = {}
     if isinstance(exc, ReplaceRefused):
         extra["changes"] = exc.changes
     if isinstance(exc, ForeignRows):
         extra |= {"rows": exc.rows, "count": exc.count}
+    if isinstance(exc, MissingCompanies):
+        extra["missing"] = exc.missing
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if wants_json(request):
         return JSONResponse({"detail": message, **extra}, status_code=status, headers=headers)
@@ -205,21 +207,99 @@ async def handle_http(request: Request, exc: StarletteHTTPException) -> Response
     return render(request, principal, "error.html", text, exc.status_code, message=text)
 
 
+#: What a request's field should have been, by pydantic's error type (its English never shown).
+EXPECTED = {
+    "missing": "必须填写",
+    "date_type": "应为日期 YYYY-MM-DD",
+    "date_parsing": "应为日期 YYYY-MM-DD",
+    "date_from_datetime_parsing": "应为日期 YYYY-MM-DD",
+    "date_from_datetime_inexact": "应为日期 YYYY-MM-DD",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "string_type": "应为文本",
+    "list_type": "应为列表",
+    "dict_type": "应为 JSON 对象",
+    "model_type": "应为 JSON 对象",
+    "model_attributes_type": "应为 JSON 对象",
+    "json_invalid": "不是有效的 JSON",
+    "json_type": "不是有效的 JSON",
+    "extra_forbidden": "不是可用的字段",
+}
+
+
+def field_problem(error: dict) -> tuple[str, str]:
+    """One pydantic error as (the field's name, what it should be, in Chinese)."""
+    path = [str(p) for p in error["loc"][1:] if not isinstance(p, int)]
+    kind = error["type"]
+    field = ".".join(path) or ("请求体" if error["loc"][:1] == ("body",) else "请求")
+    if kind in EXPECTED:
+        return field, EXPECTED[kind]
+    ctx = error.get("ctx") or {}
+    limits = {
+        "greater_than_equal": ("应不小于 {}", "ge"),
+        "greater_than": ("应大于 {}", "gt"),
+        "less_than_equal": ("应不大于 {}", "le"),
+        "less_than": ("应小于 {}", "lt"),
+        "string_too_short": ("至少 {} 个字符", "min_length"),
+        "string_too_long": ("至多 {} 个字符", "max_length"),
+        "literal_error": ("应为 {} 之一", "expected"),
+        "enum": ("应为 {} 之一", "expected"),
+    }
+    if kind in limits:
+        text, key = limits[kind]
+        return field, text.format(ctx.get(key, ""))
+    return field, "格式不正确"
+
+
 async def handle_validation(request: Request, exc: RequestValidationError) -> Response:
-    problems = "；".join(
-        f"{'.'.join(str(p) for p in e['loc'][1:]) or '请求'}：{e['msg']}" for e in exc.errors()
-    )
-    return JSONResponse(
-        {
-            "detail": f"请求格式错误：{problems}",
-            "errors": json.loads(json.dumps(exc.errors(), default=str)),
-        },
-        status_code=422,
-    )
+    """A request's fields that do not parse: one Chinese sentence naming each field (422)."""
+    problems = [field_problem(e) for e in exc.errors()]
+    message = "；".join(f"{field}：{what}" for field, what in problems)
+    if wants_json(request):
+        return JSONResponse(
+            {
+                "detail": message,
+                "errors": [{"field": field, "problem": what} for field, what in problems],
+            },
+            status_code=422,
+        )
+    return error_response(request, UsageError(message))
 
 
 async def handle_multipart(request: Request, exc: MultiPartException) -> Response:
     return error_response(request, UsageError(f"上传的表单无法解析：{exc.message}"))
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, before anything starts, an address the portal cannot listen on: a port in use
+    would otherwise end in uvicorn's English traceback."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UsageError(f"无法解析监听地址 {host}；请用 --host 指定本机的地址") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(f"端口 {port} 已被占用；请用 --port 指定其他端口") from None
+            if exc.errno == errno.EACCES:
+                raise UsageError(
+                    f"没有权限监听端口 {port}（1024 以下的端口需要管理员权限）；请用 --port 指定其他端口"
+                ) from None
+            raise UsageError(
+                f"无法在 {host}:{port} 监听（{exc.strerror}）；请用 --host、--port 指定本机的地址和端口"
+            ) from None
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -18,28 +18,9 @@ from dataclasses import dataclass, field
 
 from ..clock import local_text, now_utc
 from ..errors import RefusedError, ReplaceRefused, SettlementError
+from .messages import for_portal
 
 log = logging.getLogger("settlement.web")
-
-#: The CLI's options named in the engine's refusals, as the page's buttons.
-BROWSER_HINTS = (
-    ("确认要替换该月结算请加 --replace", "确认要替换该月结算，请核对下表后点击“确认替换”"),
-    ("确认无误请加 --force", "确认无误可点击“仍然结算”"),
-    ("确需提前结算请加 --force", "确需提前结算可点击“仍然结算”"),
-    ("如确需更改，请加 --force，并", "如确需更改，可点击“仍然结算”，并"),
-    (
-        "请用 settle run --supplementary 补充结算",
-        "请由管理员用命令行补充结算（settle run --supplementary）",
-    ),
-    ("settle run --replace", "重新结算"),
-)
-
-
-def for_browser(message: str) -> str:
-    """An engine message with the CLI's options replaced by what the page offers."""
-    for cli, page in BROWSER_HINTS:
-        message = message.replace(cli, page)
-    return message
 
 
 @dataclass
@@ -55,10 +36,16 @@ class Job:
     result: dict | None = None
     error: str | None = None
     forceable: bool = False
+    confirm_missing: bool = False  # run although companies of earlier months have not submitted
+    supplementary: bool = False  # 补充结算 of a sealed month's late submissions
     changes: list[dict] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: local_text(now_utc()))
     finished_at: str | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def what(self) -> str:
+        return "补充结算" if self.supplementary else "结算"
 
     def say(self, text: str) -> None:
         self.messages.append({"at": local_text(now_utc()), "text": text})
@@ -72,6 +59,8 @@ class Job:
             "user": self.user,
             "replace": self.replace,
             "force": self.force,
+            "confirm_missing": self.confirm_missing,
+            "supplementary": self.supplementary,
             "state": self.state,
             "messages": self.messages,
             "result": self.result,
@@ -121,15 +110,15 @@ class Jobs:
             job.state = "done"
         except ReplaceRefused as exc:
             job.state = "confirm"
-            job.error = for_browser(str(exc))
+            job.error = for_portal(str(exc))
             job.changes = exc.changes
         except RefusedError as exc:
             job.state = "refused"
             job.forceable = "--force" in str(exc) and not job.force
-            job.error = for_browser(str(exc))
+            job.error = for_portal(str(exc))
         except SettlementError as exc:
             job.state = "failed"
-            job.error = for_browser(str(exc))
+            job.error = for_portal(str(exc))
         except Exception as exc:  # noqa: BLE001 - shown on the page, logged in full
             log.exception("run %s failed", job.id)
             job.state = "failed"
@@ -167,6 +156,7 @@ def _child(queue, request: dict) -> None:
             lambda text: queue.put(("say", text)),
             replace=request["replace"],
             force=request["force"],
+            supplementary=request.get("supplementary", False),
             actor=Actor(*request["actor"]),
         )
         queue.put(("done", summary(result)))
@@ -187,6 +177,9 @@ def summary(result) -> dict:
     m = result.manifest
     return {
         "run_id": result.run_id,
+        "kind": m.get("kind", "regular"),
+        "payable_in_month": m.get("payable_in_month"),  # a supplement: paid in this month
+        "breakeven_excess_fen": m["totals"].get("breakeven_excess_fen", 0),
         "superseded": result.superseded,
         "rows_in": m["counts"]["rows_in"],
         "parcels": m["counts"]["parcels"],

@@ -14,7 +14,7 @@ from ..errors import RefusedError, UsageError
 from .access import SESSION_COOKIE, authorize, client_address, identify
 from .accounts import BadLogin, Throttled
 from .api import set_session_cookie, upload_field
-from .portal import NotFound, Portal
+from .portal import MissingCompanies, NotFound, Portal
 from .templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -135,11 +135,13 @@ async def month_page(
             except NotFound:
                 pass
     else:
-        current = {s["company"]: s for s in portal.submissions(league, str(m))}
+        current = {s["company"]: s for s in portal.submissions(league, str(m)) if not s["late"]}
+        context["late"] = portal.late_submissions(league, str(m))
         context["companies"] = [
             {"code": code, "name": c.name, "sub": current.get(code)}
             for code, c in sorted(portal.cfg.companies.items())
         ]
+        context["missing"] = portal.missing_companies(league, m)
         context["company_files"] = sorted(
             {f.rsplit(".", 1)[0] for f in detail["statement_files"]}
             - {"summary", "public_notice", "statements"}
@@ -235,14 +237,19 @@ async def run(request: Request, league: str, month: str):
     who = await authorize(request, "run", league=league)
     portal = portal_of(request)
     form = await request.form()
-    job = await run_in_threadpool(
-        portal.start_run,
-        who,
-        league,
-        portal.month(month),
-        form.get("replace") == "1",
-        form.get("force") == "1",
-    )
+    try:
+        job = await run_in_threadpool(
+            portal.start_run,
+            who,
+            league,
+            portal.month(month),
+            form.get("replace") == "1",
+            form.get("force") == "1",
+            form.get("confirm_missing") == "1",
+            form.get("supplementary") == "1",
+        )
+    except MissingCompanies as exc:
+        return await month_page(request, league, month, who, 409, error=str(exc))
     return see_other(f"/jobs/{job.id}")
 
 
@@ -257,7 +264,7 @@ async def job(request: Request, job_id: str):
         request,
         who,
         "job.html",
-        f"{portal.league_name(job.league)}（{job.league}）{job.month} 结算",
+        f"{portal.league_name(job.league)}（{job.league}）{job.month} {job.what}",
         job=job.public(),
         refresh=2 if job.state == "running" else None,
         company_names={c: portal.company_name(c) for c in portal.cfg.companies},

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from ..errors import ConfigError, SettlementError
 from .access import authenticated, authorize
 from .api import as_json, download
+from .messages import for_portal
 from .portal import NotFound
 from .simulations import EDITED_NAME, FILES, POSTED_NAME, Simulations, variant_upload
 from .templating import render
@@ -42,7 +43,7 @@ def problem_of(exc: SettlementError) -> dict:
     """A refusal as the form shows it: the loader's file, key and problem when it has them."""
     if isinstance(exc, ConfigError):
         return {"detail": str(exc), "file": exc.path, "key": exc.key, "problem": exc.problem}
-    return {"detail": str(exc)}
+    return {"detail": for_portal(str(exc))}
 
 
 async def one(request: Request, sim_id: str) -> tuple[dict, object]:

@@ -43,6 +43,7 @@ from ..store import (
 from . import submissions as sub
 from .accounts import Accounts, User, portal_db
 from .jobs import Job, Jobs, new_job_id, settle_in_child
+from .messages import for_portal
 
 DEFAULT_UPLOAD_MB = 200
 
@@ -68,6 +69,22 @@ class Busy(SettlementError):
 
 class NotFound(SettlementError):
     """No such month, file or job (404)."""
+
+
+class MissingCompanies(RefusedError):
+    """A run of a month that companies of earlier months have not submitted for (409), until
+    the administrator confirms: `missing` lists them."""
+
+    def __init__(self, month: str, missing: list[dict]) -> None:
+        names = "、".join(
+            f"{m['name']}（{m['company']}，最近提交 {m['last_month']}）" for m in missing
+        )
+        super().__init__(
+            f"以下企业在此前月份提交过投递日志，但还没有提交 {month} 的：{names}；"
+            "现在结算，这些企业本月的投递不会得到补贴。确认仍要结算，请勾选"
+            "“本月缺少以上企业，仍然结算”（API：confirm_missing 设为 true）"
+        )
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -185,15 +202,18 @@ class Portal:
                 own = [s for s in month_subs if s["company"] == who.user.company]
                 if not own and mine is None:
                     continue
+                regular_own = [s for s in own if not s["late"]]
                 row |= {
                     "company": who.user.company,
-                    "submitted": own[0]["uploaded_at"] if own else None,
+                    "submitted": regular_own[0]["uploaded_at"] if regular_own else None,
+                    "late": [s for s in own if s["late"]],
                     "parcels": mine["parcels"] if mine and regular else None,
                     "payable_fen": mine["subsidy_fen"] if mine and regular else None,
                 }
             else:
                 row |= {
-                    "submissions": len(month_subs),
+                    "submissions": sum(1 for s in month_subs if not s["late"]),
+                    "late_pending": sum(1 for s in month_subs if s["late"] and not s["settled_in"]),
                     "parcels": sum(r["parcels"] for r in current) if current else None,
                     "payable_fen": sum(r["subsidy_fen"] for r in current) if current else None,
                     "supplements": sum(1 for r in current if r["kind"] == "supplementary"),
@@ -245,7 +265,7 @@ class Portal:
         """Submissions of a 盟市 (a month, a company), current ones unless `all_`, newest first."""
         rows = self.accounts.rows(
             "SELECT id, league_code, month, company, sha256, original_name, size_bytes, rows, "
-            "accepted, status, uploaded_by, uploaded_at FROM submissions "
+            "accepted, status, uploaded_by, uploaded_at, late, settled_in FROM submissions "
             "WHERE league_code = ? AND (? IS NULL OR month = ?) AND (? IS NULL OR company = ?) "
             "AND (? OR status = 'current') ORDER BY id DESC",
             (league, month, month, company, company, int(all_)),
@@ -286,43 +306,41 @@ class Portal:
         row["uploaded_at"] = local_text(row["uploaded_at"])
         return row
 
-    def _locked_reason(self, league: str, month: Month) -> str | None:
-        """Why a month's submissions can no longer change (run or sealed), else None."""
+    def _is_late(self, league: str, month: Month) -> bool:
+        """Whether a submission now is late (补报: the month is sealed, so it waits for a
+        supplementary run); refused while the month is run but not sealed."""
         if not self.has_store():
-            return None
+            return False
         with self.store_access():
             state = month_state(self.store, league, month)
         if state.seal is not None:
-            return (
-                f"盟市 {league} {month} 已封存（审批文号 {state.seal['approval_ref']}），"
-                "不能再提交或替换；迟到的投递请联系盟市邮政管理局补充结算"
-            )
+            return True
         if state.run_id is not None:
-            return (
+            raise RefusedError(
                 f"盟市 {league} {month} 已于结算批次 {state.run_id} 结算，提交已锁定，不能再提交或替换；"
-                "如需更正，请联系盟市邮政管理局（作废该月结算后可重新提交）"
+                "如需更正，请联系盟市邮政管理局（作废该月结算后可重新提交）；封存后迟到的投递可作为补报提交"
             )
-        return None
+        return False
 
     def submit(
         self, who: Who, league: str, month: Month, source: BinaryIO, original_name: str
     ) -> dict:
         """Store a company's log for a 盟市-month and validate it as `settle validate` does.
 
-        Refused: a month already run or sealed, a file over the limit, of another type, that
+        Refused: a month run but not sealed, a file over the limit, of another type, that
         cannot be read, or that holds rows of another company. Otherwise it becomes the
-        company's current submission for the month (replacing the previous one, which is kept)."""
+        company's current submission for the month (replacing the previous one, which is kept);
+        for a sealed month it is a late one (补报), replacing only a late one not yet settled,
+        for the office's supplementary run."""
         company = who.user.company
         self.check_league(league)
         original_name = (original_name or "").strip() or "（未命名）"
-        reason = self._locked_reason(league, month)
-        if reason:
-            raise RefusedError(reason)
+        late = self._is_late(league, month)
         folder = sub.submission_dir(self.out, league, month, company)
         tmp, sha, size = sub.store_upload(source, folder, original_name, self.settings.upload_limit)
         try:
             try:
-                shown, count = sub.foreign_rows(tmp, company)
+                shown, count = sub.foreign_rows(tmp, company, set(self.cfg.companies))
             except InputFileError as exc:
                 raise sub.unreadable(exc, original_name) from None
             if count:
@@ -339,21 +357,21 @@ class Portal:
         except InputFileError as exc:
             raise sub.unreadable(exc, original_name) from None
         shown_report = sub.report_dict(report, str(final), original_name)
+        # a late submission replaces only a late one still waiting for its supplementary run
+        replaceable = (
+            "league_code = ? AND month = ? AND company = ? AND status = 'current' AND late = ? "
+            "AND settled_in IS NULL"
+        )
+        key = (league, str(month), company, int(late))
         with self.accounts.transaction() as db:
             previous = db.execute(
-                "SELECT id, original_name FROM submissions WHERE league_code = ? AND month = ? "
-                "AND company = ? AND status = 'current'",
-                (league, str(month), company),
+                f"SELECT id, original_name FROM submissions WHERE {replaceable}", key
             ).fetchall()
-            db.execute(
-                "UPDATE submissions SET status = 'replaced' WHERE league_code = ? AND month = ? "
-                "AND company = ? AND status = 'current'",
-                (league, str(month), company),
-            )
+            db.execute(f"UPDATE submissions SET status = 'replaced' WHERE {replaceable}", key)
             cur = db.execute(
                 "INSERT INTO submissions (league_code, month, company, sha256, path, "
                 "original_name, size_bytes, rows, accepted, report, status, uploaded_by, origin, "
-                "uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?)",
+                "uploaded_at, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?, ?)",
                 (
                     league,
                     str(month),
@@ -368,13 +386,14 @@ class Portal:
                     who.user.name,
                     who.origin,
                     now_utc().isoformat(timespec="seconds"),
+                    int(late),
                 ),
             )
             self.accounts.record(
                 db,
                 who.user.name,
                 who.origin,
-                "submission_replace" if previous else "submission",
+                ("late_" if late else "") + ("submission_replace" if previous else "submission"),
                 league,
                 str(month),
                 {
@@ -394,28 +413,74 @@ class Portal:
             "sha256": sha,
             "original_name": original_name,
             "size_bytes": size,
+            "late": late,
             "replaced": [{"submission_id": p[0], "original_name": p[1]} for p in previous],
             "report": shown_report,
         }
 
     # ------------------------------------------------------------------ runs
 
+    def missing_companies(self, league: str, month: Month) -> list[dict]:
+        """Companies that submitted for an earlier month of the 盟市 but have no current
+        submission for this one: code, name and the last month they submitted."""
+        rows = self.accounts.rows(
+            "SELECT company, MAX(month) AS last_month FROM submissions "
+            "WHERE league_code = ? AND month < ? AND company NOT IN "
+            "(SELECT company FROM submissions WHERE league_code = ? AND month = ? "
+            " AND status = 'current') GROUP BY company ORDER BY company",
+            (league, str(month), league, str(month)),
+        )
+        return [r | {"name": self.company_name(r["company"])} for r in rows]
+
+    def late_submissions(self, league: str, month: str) -> list[dict]:
+        """A sealed month's late submissions (补报) not yet settled: what a supplementary run
+        of the month settles."""
+        return [s for s in self.submissions(league, month) if s["late"] and not s["settled_in"]]
+
     def start_run(
-        self, who: Who, league: str, month: Month, replace: bool = False, force: bool = False
+        self,
+        who: Who,
+        league: str,
+        month: Month,
+        replace: bool = False,
+        force: bool = False,
+        confirm_missing: bool = False,
+        supplementary: bool = False,
     ) -> Job:
-        """Settle a 盟市-month from the current submission of every company, in the background."""
+        """Settle a 盟市-month from the current submission of every company, in the background;
+        or (`supplementary`) a sealed month's late submissions, as `settle run --supplementary`.
+
+        Refused (MissingCompanies) while a company of earlier months has not submitted for this
+        one, unless `confirm_missing`."""
         self.check_league(league)
+        if supplementary:
+            chosen = self.late_submissions(league, str(month))
+            if not chosen:
+                raise RefusedError(f"盟市 {league} {month} 没有待补充结算的补报，无需补充结算")
+            missing: list[dict] = []
+        else:
+            chosen = self.accounts.rows(
+                "SELECT id, path FROM submissions WHERE league_code = ? AND month = ? "
+                "AND status = 'current' AND late = 0 ORDER BY company",
+                (league, str(month)),
+            )
+            if not chosen:
+                raise RefusedError(f"盟市 {league} {month} 还没有任何企业提交投递日志，无法结算")
+            missing = self.missing_companies(league, month)
+            if missing and not confirm_missing:
+                raise MissingCompanies(str(month), missing)
+        ids = [r["id"] for r in chosen]
         files = [
             self.out / r["path"]
             for r in self.accounts.rows(
-                "SELECT path FROM submissions WHERE league_code = ? AND month = ? "
-                "AND status = 'current' ORDER BY company",
-                (league, str(month)),
+                f"SELECT path FROM submissions WHERE id IN ({','.join('?' * len(ids))}) "
+                "ORDER BY company",
+                tuple(ids),
             )
         ]
-        if not files:
-            raise RefusedError(f"盟市 {league} {month} 还没有任何企业提交投递日志，无法结算")
         job = Job(new_job_id(), league, str(month), who.user.name, replace, force)
+        job.confirm_missing = confirm_missing
+        job.supplementary = supplementary
         names = self.file_names(league, str(month))
 
         def say(text: str) -> None:
@@ -424,7 +489,8 @@ class Portal:
             job.say(text)
 
         def work(job: Job) -> dict:
-            say(f"开始结算（共 {len(files)} 个企业的提交）")
+            what = "补报" if supplementary else "提交"
+            say(f"开始{job.what}（共 {len(files)} 个企业的{what}）")
             request = {
                 "config_dir": str(self.settings.config_dir),
                 "league": league,
@@ -434,9 +500,18 @@ class Portal:
                 "store": self.store,
                 "replace": replace,
                 "force": force,
+                "supplementary": supplementary,
                 "actor": (who.actor.name, who.actor.origin),
             }
-            return settle_in_child(request, say)
+            result = settle_in_child(request, say)
+            if supplementary:
+                with self.accounts.transaction() as db:
+                    db.execute(
+                        f"UPDATE submissions SET settled_in = ? WHERE id IN "
+                        f"({','.join('?' * len(ids))})",
+                        (result["run_id"], *ids),
+                    )
+            return result
 
         self.accounts.log(
             who.user.name,
@@ -444,7 +519,14 @@ class Portal:
             "run_request",
             league=league,
             month=str(month),
-            detail={"job": job.id, "replace": replace, "force": force, "files": len(files)},
+            detail={
+                "job": job.id,
+                "replace": replace,
+                "force": force,
+                "supplementary": supplementary,
+                "files": len(files),
+                "missing": [m["company"] for m in missing],
+            },
         )
         return self.jobs.start(job, work)
 
@@ -612,11 +694,7 @@ class Portal:
                     con, query, None, self.settings.sql_max_rows, self.settings.sql_timeout
                 )
             except SettlementError as exc:
-                raise UsageError(
-                    str(exc)
-                    .replace("可用 --timeout 放宽", "请缩小查询范围")
-                    .replace("或用 --max-rows 放宽", "或分批查询")
-                ) from None
+                raise UsageError(for_portal(str(exc))) from None
             finally:
                 con.close()
 
@@ -658,8 +736,8 @@ class Portal:
             "ok": not report.problems,
             "runs": report.runs,
             "files": report.files,
-            "problems": [p.__dict__ for p in report.problems],
-            "notes": report.notes,
+            "problems": [p.__dict__ | {"detail": for_portal(p.detail)} for p in report.problems],
+            "notes": [for_portal(n) for n in report.notes],
         }
 
     def explain(self, waybill: str) -> list[str]:

@@ -43,6 +43,7 @@ from ..simulate import (
 from ..simulate.summary import html_body
 from ..statements import area_class_label
 from .jobs import Job, Jobs, new_job_id
+from .messages import for_portal
 from .portal import NotFound, Portal, Who
 from .submissions import TooLarge
 
@@ -463,5 +464,5 @@ def described(sim: dict) -> str:
 def _message(exc: BaseException) -> str:
     """A failure as the list shows it (the jobs log the traceback of an unexpected one)."""
     if isinstance(exc, SettlementError):
-        return str(exc)
+        return for_portal(str(exc))
     return f"内部错误：{type(exc).__name__}: {exc}（详细信息见服务器日志）"

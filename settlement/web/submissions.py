@@ -4,7 +4,9 @@ validated exactly as `settle validate` does.
 Files go to `<out>/submissions/league=L/month=M/<COMPANY>/<sha256>.<ext>`. The uploaded name is
 kept only as metadata (shown escaped), never used as a path; every path part is checked (league
 six digits, a month, the company's code, the hash, a known suffix), so no upload can land outside
-its folder. A file holding a row of another company is refused whole, naming the rows.
+its folder. A file holding a row of another registered company is refused whole, naming the
+rows; a row naming an unknown code (`zto`, a typo) is the engine's UNKNOWN_COMPANY, in the
+report like `settle validate` shows it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..errors import InputFileError, RefusedError, UsageError
 from ..ingest import LogStream
 from ..period import Month
 from ..reasons import REASONS
+from .messages import for_portal
 
 #: The suffixes a log may have (SPEC §2); the stored file keeps the one it was uploaded with.
 SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
@@ -48,7 +51,7 @@ class ForeignRows(RefusedError):
         shown = "、".join(f"第 {r['line']} 行（{r['company']}）" for r in rows[:5])
         more = f" 等共 {count:,} 行" if count > 5 else ""
         super().__init__(
-            f"文件中有 {count:,} 行的快递企业不是本企业（{company}）：{shown}{more}。"
+            f"文件中有 {count:,} 行的快递企业是其他已登记企业，不是本企业（{company}）：{shown}{more}。"
             "每家企业只能提交本企业的投递记录；请删除这些行后重新上传，文件未保存"
         )
         self.rows = rows
@@ -115,16 +118,18 @@ def keep(tmp: Path, sha256: str) -> Path:
     return final
 
 
-def foreign_rows(path: Path, company: str) -> tuple[list[dict], int]:
-    """Rows whose company is set and is not `company`: the first FOREIGN_SHOWN (line as Excel
-    shows it, company as written) and their count. A blank company is the run's MALFORMED."""
+def foreign_rows(path: Path, company: str, registered: set[str]) -> tuple[list[dict], int]:
+    """Rows naming another registered company than `company`: the first FOREIGN_SHOWN (line as
+    Excel shows it, company as written) and their count. A blank company is the run's
+    MALFORMED, an unregistered code its UNKNOWN_COMPANY: not another company's row."""
+    others = sorted(registered - {company})
     stream = LogStream([path])
     header_line = stream.header_lines[0]
     shown: list[dict] = []
     count = 0
     for frame in stream.frames():
         written = pl.col("company").cast(pl.String).str.strip_chars()
-        hits = frame.filter(written.is_not_null() & (written != "") & (written != company))
+        hits = frame.filter(written.is_in(others))
         count += hits.height
         for r in hits.head(FOREIGN_SHOWN - len(shown)).iter_rows(named=True):
             shown.append({"line": r["source_row"] + header_line, "company": r["company"].strip()})
@@ -171,7 +176,7 @@ def report_dict(report, stored_name: str, original_name: str) -> dict:
         "accepted": report.accepted,
         "rejected": report.rows - report.accepted,
         "mode": report.mode,
-        "warnings": [w.replace(stored_name, original_name) for w in report.warnings],
+        "warnings": [for_portal(w.replace(stored_name, original_name)) for w in report.warnings],
         "inputs": inputs,
         "by_reason": by_reason,
         "examples": examples,

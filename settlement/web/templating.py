@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from ..clock import local_text
 from ..money import format_yuan
+from .messages import for_portal
 
 OFFICE = "快递进村补贴结算服务平台"
 HERE = Path(__file__).parent
@@ -67,6 +68,9 @@ def render(request: Request, who, template: str, title: str, status: int = 200, 
     """A page: the layout (office, user, the role's menu) around the template's content."""
     portal = request.app.state.portal
     company_name = portal.company_name(who.user.company) if who and who.user.company else ""
+    for key in ("error", "notice"):  # the library's messages, as the page can act on them
+        if isinstance(context.get(key), str):
+            context[key] = for_portal(context[key])
     return templates.TemplateResponse(
         request,
         template,
