@@ -42,11 +42,17 @@ PORTAL_WORDS: tuple[tuple[str, str], ...] = (
     ("不能为空（--approved-by）", "不能为空"),
     ("不能为空（--approval-ref）", "不能为空"),
     ("作废原因不能为空（--reason）", "作废原因不能为空"),
+    (
+        "已支付的款项如需追回，请用 settle clawback 登记追缴",
+        "已支付的款项如需追回，请在“资金拨付”页面登记追缴",
+    ),
     # payout/: clawbacks and batches
     ("追缴原因不能为空（--reason）", "追缴原因不能为空"),
     ("可以重新结算（--replace）或作废", "可以重新结算或作废"),
     ("请至少给出一个结算月份（--month）", "请至少勾选一个结算月份"),
     ("付款凭证号不能为空（--voucher）", "付款凭证号不能为空"),
+    ("请检查 --paid-on 是否写错", "请检查拨付日期是否写错"),
+    ("请检查 --league 和 --year 是否写错", "请检查盟市和预算年度是否选错"),
     ("并封存（settle seal）后才能拨付", "并封存后才能拨付"),
     # audit/: the auditors' sandbox and verify
     ("（可用 --timeout 放宽）", "（请缩小查询范围）"),
