@@ -623,6 +623,19 @@ class Portal:
     def queries(self) -> dict[str, audit.Query]:
         return audit.load_queries()
 
+    def query_leagues(self, name: str, params: dict[str, str]) -> list[str]:
+        """The 盟市 a canned query's league parameters name: an auditor may read only its own
+        (outside the SQL console, which reads the whole store by design)."""
+        queries = audit.load_queries()
+        if name not in queries:
+            raise NotFound(f"没有名为 {name} 的预置查询")
+        kinds = queries[name].kinds
+        return [
+            str(value).strip()
+            for param, value in params.items()
+            if kinds.get(param) == "league" and str(value).strip()
+        ]
+
     def run_query(self, name: str, params: dict[str, str]) -> pl.DataFrame:
         """A canned query (`settle query NAME --param …`)."""
         self._require_store()
@@ -662,14 +675,18 @@ class Portal:
             "notes": report.notes,
         }
 
-    def explain(self, waybill: str) -> list[str]:
-        """`settle explain`: one waybill's computation, or a rejected row's reason."""
+    def explain(self, who: Who, waybill: str) -> list[str]:
+        """`settle explain`: one waybill's computation, or a rejected row's reason — in the
+        user's 盟市 only; a waybill of another 盟市 is as unknown as one of none (404)."""
         self._require_store()
         waybill = waybill.strip()
         if not waybill:
             raise UsageError("请输入运单号")
         with self.store_access():
-            return explain.explain(self.store, waybill)
+            try:
+                return explain.explain(self.store, waybill, who.user.leagues)
+            except RefusedError as exc:
+                raise NotFound(str(exc)) from None
 
     def events(self, limit: int = 500) -> dict:
         """Both logs: the store's state changes and the portal's (logins, uploads, accounts)."""

@@ -1,0 +1,100 @@
+"""The security tester's findings against the portal (as company ZTO against YTO, and as an
+auditor of another 盟市), each with the exact status and message.
+
+One portal for the module, in file order: ZTO and YTO submit March — ZTO squats two of YTO's
+waybills by backdating them (and wins the DUPLICATE tie-break), and also sends one of YTO's
+waybills dated after YTO's (and loses it) — admin1 settles it, admin2 seals it, admin1 makes a
+payment batch."""
+
+from __future__ import annotations
+
+import pytest
+from test_payout import COMPANIES
+from test_web_api import World
+from webfixtures import TODAY, gbk_log, log_line, make_portal
+
+L, M = "150700", "2025-03"
+BATCH = "pay-150700-0001"
+OTHER_LEAGUE = "无权访问：盟市 150700 不在您的管辖范围（150300）内"
+
+ZTO_FILE = gbk_log(
+    log_line("ZT001", "ZTO", "2025-03-05"),  # paid 15 分
+    log_line("ZT002", "ZTO", "2025-03-06", km="5"),  # paid 10 分
+    log_line("YT001", "ZTO", "2025-03-04"),  # squatted: earlier than YTO's, ZTO's is kept
+    log_line("YT003", "ZTO", "2025-03-04"),  # squatted
+    log_line("YT004", "ZTO", "2025-03-09"),  # later than YTO's: DUPLICATE of YTO's row
+    log_line("ZT001", "ZTO", "2025-03-08"),  # DUPLICATE of its own line 2
+    log_line("ZT009", "ZTO", "2025-03-07", km="abc"),  # MALFORMED
+)
+YTO_FILE = gbk_log(
+    log_line("YT001", "YTO", "2025-03-05"),  # DUPLICATE: ZTO's row is kept
+    log_line("YT002", "YTO", "2025-03-09", km="abc"),  # MALFORMED
+    log_line("YT003", "YTO", "2025-03-06"),  # DUPLICATE: ZTO's row is kept
+    log_line("YT004", "YTO", "2025-03-07"),  # paid to YTO
+)
+OTHER_DUPLICATE = "与另一企业提交的同一运单号重复（该企业的记录已受理）"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SETTLE_TODAY", TODAY)
+    app, settings = make_portal(tmp_path_factory.mktemp("security"), companies=COMPANIES)
+    w = World(app, settings)
+    for who, data, name in (("zto", ZTO_FILE, "中通3月.csv"), ("yto", YTO_FILE, "圆通3月.csv")):
+        r = w.as_(who).post(
+            f"/api/submissions?league={L}&month={M}", files={"file": (name, data, "text/csv")}
+        )
+        assert r.status_code == 201, r.text
+    r = w.as_("admin1").post("/api/runs", json={"league": L, "month": M})
+    assert r.status_code == 200, r.text
+    w.run = r.json()
+    body = {"league": L, "month": M, "notice_start": "2025-04-01", "notice_end": "2025-04-10",
+            "approval_ref": "呼邮管〔2025〕3号", "approved_by": "审批人甲"}  # fmt: skip
+    assert w.as_("admin2").post("/api/seal", json=body).status_code == 200
+    r = w.as_("admin1").post("/api/batches", json={"league": L, "months": [M]})
+    assert r.status_code == 201, r.text
+    yield w
+    mp.undo()
+
+
+# --------------------------------------------------------------------------- 1 auditors' 盟市
+
+
+def test_an_auditor_runs_a_canned_query_of_its_own_league_only(world):
+    params = {"league": L, "month": M}
+    r = world.as_("auditor_other").post(
+        "/api/queries/payouts_by_company_county", json={"params": params}
+    )
+    assert (r.status_code, r.json()["detail"]) == (403, OTHER_LEAGUE)
+    r = world.as_("auditor").post("/api/queries/payouts_by_company_county", json={"params": params})
+    assert r.status_code == 200
+    assert r.json()["rows"] == [
+        ["YTO", "150702", 1, "0.15", "0.15"],
+        ["ZTO", "150702", 4, "0.55", "0.55"],
+    ]
+    client = world.as_("auditor_other")
+    page = client.post(
+        "/queries/payouts_by_company_county",
+        data=params | {"csrf_token": client.headers["X-CSRF-Token"]},
+    )
+    assert page.status_code == 403 and OTHER_LEAGUE in page.text
+    # the SQL console reads the whole store by design (README)
+    r = client.post("/api/sql", json={"query": "SELECT COUNT(*) FROM ledger"})
+    assert r.status_code == 200
+
+
+def test_an_auditor_explains_waybills_of_its_own_league_only(world):
+    unknown = "运单 {} 不在盟市 150300 的任何有效批次的明细账或剔除清单中"
+    for waybill in ("ZT001", "YT002", "NOPE"):  # paid, rejected, in no log: all the same
+        r = world.as_("auditor_other").get(f"/api/explain?waybill={waybill}")
+        assert (r.status_code, r.json()["detail"]) == (404, unknown.format(waybill))
+    page = world.as_("auditor_other").get("/explain?waybill=ZT001")
+    assert page.status_code == 404 and unknown.format("ZT001") in page.text
+    assert "15 分" not in page.text and "150702100201" not in page.text
+    r = world.as_("auditor").get("/api/explain?waybill=ZT001")
+    assert r.status_code == 200 and r.json()["lines"][0].startswith(
+        "运单 ZT001：已结算（盟市 150700"
+    )
+    page = world.as_("auditor").get("/explain?waybill=YT002")
+    assert page.status_code == 200 and "MALFORMED" in page.text
