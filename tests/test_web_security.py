@@ -98,3 +98,25 @@ def test_an_auditor_explains_waybills_of_its_own_league_only(world):
     )
     page = world.as_("auditor").get("/explain?waybill=YT002")
     assert page.status_code == 200 and "MALFORMED" in page.text
+
+
+# --------------------------------------------------------------------------- 2 a batch's total
+
+
+def test_a_company_sees_only_its_own_amount_of_a_batch(world):
+    office = world.as_("admin1").get(f"/api/batches/{BATCH}").json()
+    assert office["amount_fen"] == 70  # ZTO 55 + YTO 15
+    for company, amount in (("zto", 55), ("yto", 15)):
+        r = world.bearer(company).get(f"/api/batches/{BATCH}")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["amount_fen"] == amount
+        assert [(x["company"], x["amount_fen"]) for x in body["lines"]] == [
+            (company.upper(), amount)
+        ]
+        assert body["files"] == []
+        page = world.as_(company).get(f"/payouts/batches/{BATCH}").text
+        assert "0.70" not in page and "拨付合计" not in page
+        overview = world.as_(company).get(f"/api/payouts?league={L}&year=2025").json()
+        assert [b["amount_fen"] for b in overview["batches"]] == [amount]
+        assert "0.70" not in world.as_(company).get(f"/payouts?league={L}&year=2025").text

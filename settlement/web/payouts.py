@@ -112,7 +112,8 @@ def overview(portal: Portal, who: Who, league: str, year: int) -> dict:
 
 
 def batch_detail(portal: Portal, who: Who, batch_id: str) -> dict:
-    """One batch with its lines (a company: its own line only) and its files."""
+    """One batch with its lines and its files; a company sees its own line only, and its own
+    amount as the batch's `amount_fen` (never another company's or the batch's total)."""
     if not portal.has_store():
         raise NotFound(f"没有拨付批次 {batch_id}")
     with portal.store_access():
@@ -124,6 +125,7 @@ def batch_detail(portal: Portal, who: Who, batch_id: str) -> dict:
     company = _company(who)
     if company is not None:
         lines = [x for x in lines if x["company"] == company]
+        batch["amount_fen"] = sum(x["amount_fen"] for x in lines)  # its own, not the batch's
     batch["lines"] = lines
     batch["state_text"] = batches.STATE_TEXT[batch["state"]]
     batch["created_at"] = local_text(batch["created_at"])
