@@ -520,8 +520,8 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
     """Reconcile a courier company's claim against a settled month, line by line.
 
     Writes reconciliation/league=L/month=M/<COMPANY>.parquet and .xlsx with one row per claim
-    line (claim_line as Excel shows it): PAID, REJECTED (with reason_code), OTHER_COMPANY,
-    NOT_SUBMITTED, REPEATED (a waybill claimed on an earlier line), BAD_AMOUNT (not a number)
+    line (claim_line as Excel shows it): PAID, REJECTED (its own rejected row, with
+    reason_code), OTHER_COMPANY, NOT_SUBMITTED (also: rejected only in another company's log), REPEATED (a waybill claimed on an earlier line), BAD_AMOUNT (not a number)
     or NO_WAYBILL (运单号 blank); then NOT_CLAIMED for waybills paid but not claimed.
     difference_fen = claimed − paid; the lines where it is not 0 are counted and summed.
     """

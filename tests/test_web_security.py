@@ -8,6 +8,7 @@ payment batch."""
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 from test_payout import COMPANIES
 from test_web_api import World
@@ -25,6 +26,7 @@ ZTO_FILE = gbk_log(
     log_line("YT004", "ZTO", "2025-03-09"),  # later than YTO's: DUPLICATE of YTO's row
     log_line("ZT001", "ZTO", "2025-03-08"),  # DUPLICATE of its own line 2
     log_line("ZT009", "ZTO", "2025-03-07", km="abc"),  # MALFORMED
+    log_line("ZT008", "", "2025-03-07"),  # no company: rejected, still ZTO's row
 )
 YTO_FILE = gbk_log(
     log_line("YT001", "YTO", "2025-03-05"),  # DUPLICATE: ZTO's row is kept
@@ -120,3 +122,29 @@ def test_a_company_sees_only_its_own_amount_of_a_batch(world):
         overview = world.as_(company).get(f"/api/payouts?league={L}&year=2025").json()
         assert [b["amount_fen"] for b in overview["batches"]] == [amount]
         assert "0.70" not in world.as_(company).get(f"/payouts?league={L}&year=2025").text
+
+
+# --------------------------------------------------------------------------- 3 reconciliation
+
+
+def test_a_claim_is_rejected_only_by_the_companys_own_rejects(world):
+    claim = "运单号,申报金额\nZT001,0.15\nYT002,0.15\nYT004,0.15\nZT009,0.15\nZT008,0.15\n"
+    r = world.as_("zto").post(
+        f"/api/reconcile?league={L}&month={M}", files={"claim": ("申报.csv", claim.encode("gbk"))}
+    )
+    assert r.status_code == 200, r.text
+    rows = pl.read_parquet(
+        world.settings.out_dir / "reconciliation" / f"league={L}" / f"month={M}" / "ZTO.parquet"
+    )
+    assert rows.select("claim_line", "waybill_no", "status", "reason_code").rows() == [
+        (2, "ZT001", "PAID", None),
+        (3, "YT002", "NOT_SUBMITTED", None),  # YTO's MALFORMED row: not ZTO's business
+        (4, "YT004", "OTHER_COMPANY", None),  # paid to YTO: ZTO may dispute it
+        (5, "ZT009", "REJECTED", "MALFORMED"),
+        (6, "ZT008", "REJECTED", "MALFORMED"),  # no company, but in ZTO's own file
+        (None, "YT001", "NOT_CLAIMED", None),
+        (None, "YT003", "NOT_CLAIMED", None),
+        (None, "ZT002", "NOT_CLAIMED", None),
+    ]
+    by = {s["status"]: s["lines"] for s in r.json()["summary"]}
+    assert (by["REJECTED"], by["NOT_SUBMITTED"], by["OTHER_COMPANY"]) == (2, 1, 1)
