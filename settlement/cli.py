@@ -280,6 +280,10 @@ def _print_run(result) -> None:
             continue
         n = c["by_reason"][code]
         click.echo(f"    {code:<16}{_pad(REASONS[code], 44)}{n:>8,}")
+    from .engine import cross_company_warnings
+
+    for warning in cross_company_warnings(m):
+        click.echo(f"  {warning}")
     click.echo(
         f"  基础补贴 {format_yuan(t['gross_fen'])} 元  盈亏平衡核减 "
         f"{format_yuan(t['breakeven_reduction_fen'])} 元  预算调减 "

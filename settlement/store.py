@@ -519,7 +519,7 @@ def load_earlier(
             con.execute(
                 """
                 CREATE OR REPLACE TEMP TABLE settled_elsewhere AS
-                SELECT s.waybill_no, s.league_code, s.month, s.run_id
+                SELECT s.waybill_no, s.league_code, s.month, s.run_id, s.company
                 FROM store.settled_waybills s
                 WHERE (? OR NOT (s.league_code = ? AND s.month = ?))
                   AND s.waybill_no IN (SELECT waybill_no FROM rows WHERE reason_code IS NULL)
@@ -555,7 +555,7 @@ def nothing_settled_elsewhere(con: duckdb.DuckDBPyConnection) -> None:
     """Create an empty `settled_elsewhere`: no waybill of this run was paid before."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE settled_elsewhere (waybill_no VARCHAR, "
-        "league_code VARCHAR, month VARCHAR, run_id VARCHAR)"
+        "league_code VARCHAR, month VARCHAR, run_id VARCHAR, company VARCHAR)"
     )
 
 

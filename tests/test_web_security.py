@@ -8,11 +8,18 @@ payment batch."""
 
 from __future__ import annotations
 
+import io
+
+import openpyxl
 import polars as pl
 import pytest
+from click.testing import CliRunner
+from conftest import make_config
 from test_payout import COMPANIES
 from test_web_api import World
 from webfixtures import TODAY, gbk_log, log_line, make_portal
+
+from settlement.cli import main
 
 L, M = "150700", "2025-03"
 BATCH = "pay-150700-0001"
@@ -148,3 +155,106 @@ def test_a_claim_is_rejected_only_by_the_companys_own_rejects(world):
     ]
     by = {s["status"]: s["lines"] for s in r.json()["summary"]}
     assert (by["REJECTED"], by["NOT_SUBMITTED"], by["OTHER_COMPANY"]) == (2, 1, 1)
+
+
+# --------------------------------------------------------------------------- 4 reject details
+
+
+def every_cell(xlsx: bytes) -> str:
+    book = openpyxl.load_workbook(io.BytesIO(xlsx), read_only=True)
+    return "\n".join(
+        str(v) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for v in row
+    )
+
+
+def test_a_duplicate_of_another_companys_row_names_neither_its_file_nor_its_line(world):
+    out = str(world.settings.out_dir.resolve())
+    for company, expected in (
+        (
+            "ZTO",
+            [
+                ("YT004", "DUPLICATE", OTHER_DUPLICATE),  # YTO's row was kept
+                ("ZT001", "DUPLICATE", "与 中通3月.csv 第 2 行的运单号相同，该行已受理"),
+                ("ZT009", "MALFORMED", None),
+                ("ZT008", "MALFORMED", None),
+            ],
+        ),
+        (
+            "YTO",
+            [
+                ("YT001", "DUPLICATE", OTHER_DUPLICATE),  # ZTO's backdated row was kept
+                ("YT002", "MALFORMED", None),
+                ("YT003", "DUPLICATE", OTHER_DUPLICATE),
+            ],
+        ),
+    ):
+        client = world.as_(company.lower())
+        r = client.get(f"/api/rejects/{L}/{M}/{company}.json")
+        assert r.status_code == 200 and out not in r.text and "submissions/" not in r.text
+        got = [
+            (
+                x["waybill_no"],
+                x["reason_code"],
+                x["detail"] if x["reason_code"] == "DUPLICATE" else None,
+            )
+            for x in r.json()["rejects"]
+        ]
+        assert got == expected
+        other = ({"ZTO", "YTO"} - {company}).pop()
+        statement = every_cell(client.get(f"/api/statements/{L}/{M}/{company}.xlsx").content)
+        assert OTHER_DUPLICATE in statement and out not in statement and other not in statement
+        html = client.get(f"/api/statements/{L}/{M}/{company}.html").text
+        assert out not in html and other not in html  # its rejects are on the XLSX's sheet
+        assert out not in client.get(f"/months/{L}/{M}").text
+    # the run records its inputs relative to the output folder: no server path in any output
+    ledger = pl.read_parquet(world.settings.out_dir / "ledger" / f"league={L}" / f"month={M}")
+    assert {f.rsplit("/", 1)[0] for f in ledger["source_file"]} == {
+        f"submissions/league={L}/month={M}/ZTO",
+        f"submissions/league={L}/month={M}/YTO",
+    }
+
+
+def test_another_companys_settled_waybill_names_neither_the_run_nor_the_month(world):
+    april = gbk_log(
+        log_line("YT004", "ZTO", "2025-04-02"),  # paid to YTO in March
+        log_line("ZT001", "ZTO", "2025-04-03"),  # paid to ZTO in March
+        log_line("ZT101", "ZTO", "2025-04-03"),
+    )
+    r = world.as_("zto").post(
+        f"/api/submissions?league={L}&month=2025-04",
+        files={"file": ("中通4月.csv", april, "text/csv")},
+    )
+    assert r.status_code == 201, r.text
+    details = {x["waybill_no"]: x["detail"] for x in r.json()["report"]["examples"]}
+    assert details == {
+        "YT004": "该运单已由另一企业结算",
+        "ZT001": f"已在盟市 {L} {M} 的结算（批次 {world.run['result']['run_id']}）中结算",
+    }
+
+
+def test_the_office_is_warned_of_waybills_two_companies_logged(world):
+    warnings = [
+        "注意：2 个运单号同时出现在 ZTO 和 YTO 的日志中（已受理 ZTO 的记录），请核实",
+        "注意：1 个运单号同时出现在 YTO 和 ZTO 的日志中（已受理 YTO 的记录），请核实",
+    ]
+    assert world.run["result"]["warnings"] == warnings
+    page = world.as_("admin1").get(f"/months/{L}/{M}").text
+    assert all(w in page for w in warnings)
+    assert all(w in world.as_("auditor").get(f"/months/{L}/{M}").text for w in warnings)
+    assert "同时出现在" not in world.as_("zto").get(f"/months/{L}/{M}").text
+
+
+def test_the_cli_run_summary_warns_of_waybills_two_companies_logged(tmp_path):
+    config = make_config(tmp_path / "config", companies=COMPANIES)
+    (tmp_path / "zto.csv").write_bytes(ZTO_FILE)
+    (tmp_path / "yto.csv").write_bytes(YTO_FILE)
+    result = CliRunner().invoke(
+        main,
+        ["run", "--league", L, "--month", M, "--logs", str(tmp_path / "zto.csv"),
+         "--logs", str(tmp_path / "yto.csv"), "--config", str(config),
+         "--out", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "  注意：2 个运单号同时出现在 ZTO 和 YTO 的日志中（已受理 ZTO 的记录），请核实" in lines
+    assert "  注意：1 个运单号同时出现在 YTO 和 ZTO 的日志中（已受理 YTO 的记录），请核实" in lines

@@ -24,11 +24,11 @@ from typing import BinaryIO
 
 import polars as pl
 
-from .. import audit, lock, months, reconcile, statements
+from .. import audit, journal, lock, months, reconcile, statements
 from ..audit import explain
 from ..clock import local_text, now_utc
 from ..config import load_config
-from ..engine import validate_logs
+from ..engine import cross_company_warnings, validate_logs
 from ..errors import InputFileError, RefusedError, SettlementError, UsageError
 from ..events import Actor
 from ..outputs import partition
@@ -216,8 +216,10 @@ class Portal:
             for r in self._runs(league)
             if r["month"] == str(month)
         ]
+        row["warnings"] = self._run_warnings(row["runs"])
         if who.user.role == "company":
             row["runs"] = []  # other companies' totals are in the runs
+            row["warnings"] = []  # they name other companies
             row["statement_files"] = [
                 f for f in files if f.startswith(f"{who.user.company}.") or f.startswith("public_")
             ]
@@ -236,6 +238,16 @@ class Portal:
             else None
         )
         return row
+
+    def _run_warnings(self, runs: list[dict]) -> list[str]:
+        """The office's warnings of the month's current runs, from their manifests (waybills
+        that several companies logged)."""
+        out = []
+        for r in runs:
+            entry = self.out / journal.entry_rel(r["run_id"])
+            if r["status"] == "current" and entry.is_file():
+                out += cross_company_warnings(json.loads(entry.read_text(encoding="utf-8")))
+        return out
 
     # ------------------------------------------------------------------ submissions
 
@@ -270,11 +282,13 @@ class Portal:
             "AND month = ? AND (? IS NULL OR company = ?)",
             (league, month, company, company),
         )
-        return {
-            str(self.out / r["path"]): (
-                r["original_name"] if company else f"{r['company']}：{r['original_name']}"
-            )
-            for r in rows
+        shown = [
+            r["original_name"] if company else f"{r['company']}：{r['original_name']}" for r in rows
+        ]
+        # runs before portal runs recorded paths relative to the output folder named the
+        # absolute path: replaced first, so that the relative one is not found inside it
+        return {str(self.out / r["path"]): name for r, name in zip(rows, shown, strict=True)} | {
+            r["path"]: name for r, name in zip(rows, shown, strict=True)
         }
 
     def submission_report(self, submission_id: int) -> dict | None:
@@ -405,8 +419,10 @@ class Portal:
     ) -> Job:
         """Settle a 盟市-month from the current submission of every company, in the background."""
         self.check_league(league)
+        # relative to the output folder (the child works there): the ledger, the rejects and
+        # the statements record these, and a company's documents name no server path
         files = [
-            self.out / r["path"]
+            r["path"]
             for r in self.accounts.rows(
                 "SELECT path FROM submissions WHERE league_code = ? AND month = ? "
                 "AND status = 'current' ORDER BY company",
@@ -426,10 +442,11 @@ class Portal:
         def work(job: Job) -> dict:
             say(f"开始结算（共 {len(files)} 个企业的提交）")
             request = {
-                "config_dir": str(self.settings.config_dir),
+                "config_dir": str(Path(self.settings.config_dir).resolve()),
                 "league": league,
                 "month": str(month),
-                "files": [str(f) for f in files],
+                "files": files,
+                "cwd": str(self.out),
                 "out": self.out,
                 "store": self.store,
                 "replace": replace,
