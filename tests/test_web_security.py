@@ -9,6 +9,7 @@ payment batch."""
 from __future__ import annotations
 
 import io
+import re
 
 import openpyxl
 import polars as pl
@@ -17,9 +18,12 @@ from click.testing import CliRunner
 from conftest import make_config
 from test_payout import COMPANIES
 from test_web_api import World
-from webfixtures import TODAY, gbk_log, log_line, make_portal
+from webfixtures import PASSWORDS, TODAY, gbk_log, log_line, make_portal
 
 from settlement.cli import main
+from settlement.web.access import SESSION_COOKIE
+from settlement.web.app import NOT_AUTHENTICATED
+from settlement.web.pages import LOGIN_COOKIE, LOGIN_EXPIRED
 
 L, M = "150700", "2025-03"
 BATCH = "pay-150700-0001"
@@ -258,3 +262,57 @@ def test_the_cli_run_summary_warns_of_waybills_two_companies_logged(tmp_path):
     lines = result.output.splitlines()
     assert "  注意：2 个运单号同时出现在 ZTO 和 YTO 的日志中（已受理 ZTO 的记录），请核实" in lines
     assert "  注意：1 个运单号同时出现在 YTO 和 ZTO 的日志中（已受理 YTO 的记录），请核实" in lines
+
+
+# --------------------------------------------------------------------------- 5 small ones
+
+
+def test_a_submission_id_beyond_any_integer_is_404(world):
+    for sid in ("99999999999999999999", "0", "-1"):
+        r = world.as_("zto").get(f"/api/submissions/{sid}")
+        assert (r.status_code, r.json()["detail"]) == (404, f"没有编号为 {sid} 的提交")
+        assert world.as_("zto").get(f"/submissions/{sid}").status_code == 404
+
+
+@pytest.mark.parametrize("year", [99999999999, -5, 1999, 2101])
+def test_a_budget_year_outside_2000_to_2100_is_refused(world, year):
+    message = f"预算年度 {year} 无效：应为 2000 至 2100 之间的年份"
+    r = world.as_("admin1").post("/api/close-year", json={"league": L, "year": year})
+    assert (r.status_code, r.json()["detail"]) == (422, message)
+    for path in (f"/api/payouts?league={L}&year={year}", f"/api/status?league={L}&year={year}"):
+        r = world.as_("admin1").get(path)
+        assert (r.status_code, r.json()["detail"]) == (422, message)
+    r = world.as_("zto").get(f"/api/annual/{L}/{year}/ZTO.xlsx")
+    assert (r.status_code, r.json()["detail"]) == (422, message)
+
+
+def test_the_openapi_page_and_schema_need_a_login(world):
+    r = world.anon().get("/openapi.json")
+    assert (r.status_code, r.json()["detail"]) == (401, NOT_AUTHENTICATED)
+    for path in ("/docs", "/docs/oauth2-redirect"):
+        r = world.anon().get(path)
+        assert r.status_code == 401 and NOT_AUTHENTICATED in r.text and 'action="/login"' in r.text
+    assert world.as_("zto").get("/docs").status_code == 200
+    assert "/api/batches/{batch_id}" in world.bearer("zto").get("/openapi.json").json()["paths"]
+    assert "/api/login" in world.as_("auditor").get("/openapi.json").json()["paths"]
+
+
+def test_the_login_form_needs_the_token_of_its_own_page(world):
+    form = {"username": "zto", "password": PASSWORDS["zto"]}
+    # another site's form: no login cookie, or a token not matching it
+    browser = world.anon()
+    r = browser.post("/login", data=form, follow_redirects=False)
+    assert r.status_code == 403 and LOGIN_EXPIRED in r.text and SESSION_COOKIE not in r.cookies
+    page = world.anon().get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    assert page.cookies[LOGIN_COOKIE] == token
+    r = world.anon().post("/login", data=form | {"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 403 and SESSION_COOKIE not in r.cookies  # the token, not the cookie
+    # the login page itself: the cookie and the form's token agree
+    browser = world.anon()
+    page = browser.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = browser.post("/login", data=form | {"csrf_token": "x" + token}, follow_redirects=False)
+    assert r.status_code == 403
+    r = browser.post("/login", data=form | {"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/" and r.cookies[SESSION_COOKIE]

@@ -33,6 +33,7 @@ def overview(portal: Portal, who: Who, league: str, year: int) -> dict:
     batches; the clawbacks; the months ready to pay; the year's close. A company sees only its
     own lines, clawbacks and annual statement."""
     portal.check_league(league)
+    portal.check_year(year)
     company = _company(who)
     empty = {"months": [], "carries": [], "batches": [], "start": None, "end": None}
     if not portal.has_store():
@@ -229,6 +230,7 @@ def record_clawback(
 def close(portal: Portal, who: Who, league: str, year: int) -> dict:
     """`settle close-year`."""
     portal.check_league(league)
+    portal.check_year(year)
     with portal.store_access(wait=60):
         result = annual.close_year(portal.cfg, portal.store, league, year, who.actor)
     t = result.data.totals(None)
@@ -263,6 +265,7 @@ def batch_file(portal: Portal, batch_id: str, name: str) -> Path:
 def annual_file(portal: Portal, league: str, year: int, name: str) -> Path:
     """A closed year's annual statement (the caller checks the company)."""
     portal.check_league(league)
+    portal.check_year(year)
     path = portal.out / annual.annual_dir(league, year) / name
     if "/" in name or name.startswith(".") or not name.endswith((".xlsx", ".html")):
         raise NotFound(f"没有文件 {name}")

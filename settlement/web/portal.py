@@ -130,6 +130,13 @@ class Portal:
         return league
 
     @staticmethod
+    def check_year(year: int) -> int:
+        """A budget year as the CLI takes it (2000–2100)."""
+        if not 2000 <= year <= 2100:
+            raise UsageError(f"预算年度 {year} 无效：应为 2000 至 2100 之间的年份")
+        return year
+
+    @staticmethod
     def month(text: str) -> Month:
         return Month.parse(text)
 
@@ -292,6 +299,8 @@ class Portal:
         }
 
     def submission_report(self, submission_id: int) -> dict | None:
+        if not 0 < submission_id < 2**63:  # SQLite's integers: any other id is no submission
+            return None
         rows = self.accounts.rows("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         if not rows:
             return None
@@ -506,6 +515,7 @@ class Portal:
     def status(self, league: str, year: int) -> dict:
         """The budget year (as `settle status`)."""
         self.check_league(league)
+        self.check_year(year)
         if not self.has_store():
             raise NotFound("还没有任何结算")
         with self.store_access():
