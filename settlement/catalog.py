@@ -50,7 +50,9 @@ REJECTS = {
     "proof": "proof as logged (text)",
     "reason_code": "first failing reason, SPEC §4.1 (MALFORMED … ALREADY_SETTLED)",
     "reason": "the reason in Chinese",
-    "detail": "the column and value at fault and what was expected, in Chinese",
+    "detail": "the column and value at fault and what was expected, in Chinese (DUPLICATE, "
+    "ALREADY_SETTLED: the kept row or paying run only if the same company's; else find it by "
+    "`waybill_no` in `ledger`)",
     "run_id": "the run that rejected it",
     "league": "盟市 code (from the partition path)",
     "month": "settlement month YYYY-MM (from the partition path)",

@@ -417,6 +417,10 @@ def _print_run(result) -> None:
             continue
         n = c["by_reason"][code]
         click.echo(f"    {code:<16}{_pad(REASONS[code], 44)}{n:>8,}")
+    from .engine import cross_company_warnings
+
+    for warning in cross_company_warnings(m):
+        click.echo(f"  {warning}")
     click.echo(
         f"  基础补贴 {format_yuan(t['gross_fen'])} 元  盈亏平衡核减 "
         f"{format_yuan(t['breakeven_reduction_fen'])} 元  预算调减 "
@@ -672,9 +676,9 @@ def reconcile(league, month, company, claim_file, out_dir, store, config_dir) ->
 
     \b
       PAID           已支付给本企业
-      REJECTED       已剔除（附 reason_code）
+      REJECTED       本企业的该行已剔除（附 reason_code）
       OTHER_COMPANY  已支付给其他企业
-      NOT_SUBMITTED  未在本月日志中提交
+      NOT_SUBMITTED  未在本月日志中提交（或只在其他企业的日志中被剔除）
       REPEATED       运单号在前面的申报行已出现
       BAD_AMOUNT     申报金额不是数字
       NO_WAYBILL     运单号为空

@@ -654,6 +654,7 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
             "rejects": counts[2],
             "by_reason": by_reason,
         },
+        "cross_company_duplicates": _cross_company_duplicates(con),
         "totals": totals,
         "budget": {
             "rule": budget["budget_rule"],
@@ -667,6 +668,30 @@ def _manifest(con, cfg, policy, league, month, run_id, started, inputs, outputs)
             and budget["requested_fen"] > budget["available_fen"],
         },
     }
+
+
+def _cross_company_duplicates(con) -> list[dict]:
+    """DUPLICATE rejects whose kept row is another company's, per (kept, rejected) company pair:
+    a company that logs another's waybills backdated wins the tie-break (waybill squatting)."""
+    return _rows(
+        con,
+        """
+        SELECT kept_company AS kept, CAST(company AS VARCHAR) AS rejected,
+               COUNT(DISTINCT waybill_no) AS waybills
+        FROM late_rejects
+        WHERE reason_code = 'DUPLICATE' AND kept_company <> CAST(company AS VARCHAR)
+        GROUP BY ALL ORDER BY waybills DESC, kept, rejected""",
+    )
+
+
+def cross_company_warnings(manifest: dict) -> list[str]:
+    """The office's warning, per company pair, of waybills that two companies logged (the run's
+    summary, the portal's run result and month page)."""
+    return [
+        f"注意：{p['waybills']:,} 个运单号同时出现在 {p['kept']} 和 {p['rejected']} 的日志中"
+        f"（已受理 {p['kept']} 的记录），请核实"
+        for p in manifest.get("cross_company_duplicates", [])
+    ]
 
 
 @dataclass

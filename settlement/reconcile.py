@@ -2,9 +2,9 @@
 
 One row per claim line (`claim_line` as Excel or an editor numbers it), with its status:
   PAID           paid to the company in the month's runs (paid_fen set)
-  REJECTED       in the month's rejects (reason_code set)
+  REJECTED       in the company's own rejected rows of the month (reason_code set)
   OTHER_COMPANY  paid in the month, but to another company
-  NOT_SUBMITTED  in no log of the month's runs
+  NOT_SUBMITTED  in no log of the month's runs, or rejected only in another company's
   REPEATED       a waybill already claimed on an earlier line
   BAD_AMOUNT     the claimed amount is not a number
   NO_WAYBILL     the line has no 运单号
@@ -147,7 +147,8 @@ def reconcile(
             f"CREATE VIEW rejects AS SELECT * FROM read_parquet({_list(rejects)})"
             if rejects
             else "CREATE VIEW rejects AS SELECT NULL::VARCHAR AS waybill_no, NULL::VARCHAR AS reason_code,"
-            " NULL::VARCHAR AS source_file, NULL::BIGINT AS source_row WHERE false"
+            " NULL::VARCHAR AS source_file, NULL::BIGINT AS source_row, NULL::VARCHAR AS company"
+            " WHERE false"
         )
         con.execute((SQL_DIR / "90_reconcile.sql").read_text(encoding="utf-8"))
         rows = con.sql(f"SELECT {', '.join(COLUMNS)} FROM reconciliation").pl()

@@ -355,7 +355,12 @@ def require_store(store: Path) -> None:
 def search_path(con: duckdb.DuckDBPyConnection, store: Path, cwd: bool = True) -> None:
     """Let the connection resolve the store's relative paths (and, unless sandboxed, the
     current directory's)."""
-    dirs = [str(store_root(store))] + ([os.getcwd()] if cwd else [])
+    dirs = [str(store_root(store))]
+    # once only: DuckDB looks a relative glob up in every directory listed, so the store's own
+    # directory listed twice (a run working in its output folder, as the portal's do) would
+    # read every output file twice
+    if cwd and os.path.realpath(os.getcwd()) != os.path.realpath(dirs[0]):
+        dirs.append(os.getcwd())
     con.execute("SET file_search_path = ?", [",".join(dirs)])
 
 
@@ -519,7 +524,7 @@ def load_earlier(
             con.execute(
                 """
                 CREATE OR REPLACE TEMP TABLE settled_elsewhere AS
-                SELECT s.waybill_no, s.league_code, s.month, s.run_id
+                SELECT s.waybill_no, s.league_code, s.month, s.run_id, s.company
                 FROM store.settled_waybills s
                 WHERE (? OR NOT (s.league_code = ? AND s.month = ?))
                   AND s.waybill_no IN (SELECT waybill_no FROM rows WHERE reason_code IS NULL)
@@ -555,7 +560,7 @@ def nothing_settled_elsewhere(con: duckdb.DuckDBPyConnection) -> None:
     """Create an empty `settled_elsewhere`: no waybill of this run was paid before."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE settled_elsewhere (waybill_no VARCHAR, "
-        "league_code VARCHAR, month VARCHAR, run_id VARCHAR)"
+        "league_code VARCHAR, month VARCHAR, run_id VARCHAR, company VARCHAR)"
     )
 
 

@@ -5,10 +5,16 @@
 --          others are DUPLICATE; revenue, proof, source_file and source_row only break ties
 --          between otherwise identical rows, so the accepted content never depends on file
 --          order or split. A kept row whose waybill a current run of another 盟市-month already
---          paid is ALREADY_SETTLED.
+--          paid is ALREADY_SETTLED. The detail names the kept row's file and line, or the
+--          run that paid it, only when that row or run is the same company's: another company's
+--          file, line, run and month are not the company's business (the statement and the
+--          rejects list go to the company), so it says only that another company's row was kept
+--          or another company was paid. `kept_company` (DUPLICATE: the kept row's company) lets
+--          the run warn the office of waybills that several companies claim.
 --          Only waybills that occur more than once need ranking: a hash aggregate on the
 --          waybill's 64-bit hash finds the candidates, and just those rows are sorted.
--- inputs:  rows, file_dim, settled_elsewhere (waybills of this run already paid elsewhere)
+-- inputs:  rows, file_dim, settled_elsewhere (waybills of this run already paid elsewhere, and to
+--          which company)
 -- outputs: late_rejects
 -- grain:   one row per input row rejected as DUPLICATE or ALREADY_SETTLED
 
@@ -24,6 +30,7 @@ ranked AS (
         p.*,
         ROW_NUMBER() OVER w                    AS waybill_rank,
         FIRST_VALUE(f.source_file) OVER w      AS first_source_file,
+        FIRST_VALUE(CAST(p.company AS VARCHAR)) OVER w AS kept_company,
         -- the kept row's line as Excel or an editor shows it (header and title rows counted)
         FIRST_VALUE(p.source_row + f.header_line) OVER w AS first_source_line
     FROM passing p
@@ -40,17 +47,24 @@ duplicates AS (
     SELECT
         * EXCLUDE (waybill_rank, first_source_file, first_source_line),
         'DUPLICATE' AS reason_code_late,
-        '与 ' || first_source_file || ' 第 ' || first_source_line
-            || ' 行的运单号相同，该行已受理'     AS detail_late
+        CASE WHEN kept_company = CAST(company AS VARCHAR)
+             THEN '与 ' || first_source_file || ' 第 ' || first_source_line
+                  || ' 行的运单号相同，该行已受理'
+             ELSE '与另一企业提交的同一运单号重复（该企业的记录已受理）'
+        END                                    AS detail_late
     FROM ranked
     WHERE waybill_rank > 1
 ),
 settled AS (
     SELECT
         p.*,
+        CAST(NULL AS VARCHAR) AS kept_company,
         'ALREADY_SETTLED' AS reason_code_late,
-        '已在盟市 ' || s.league_code || ' ' || s.month || ' 的结算（批次 ' || s.run_id
-            || '）中结算'                          AS detail_late
+        CASE WHEN s.company = CAST(p.company AS VARCHAR)
+             THEN '已在盟市 ' || s.league_code || ' ' || s.month || ' 的结算（批次 ' || s.run_id
+                  || '）中结算'
+             ELSE '该运单已由另一企业结算'
+        END                                    AS detail_late
     FROM passing p
     JOIN settled_elsewhere s ON s.waybill_no = p.waybill_no
     WHERE NOT EXISTS (SELECT 1 FROM duplicates d

@@ -4,8 +4,9 @@
 --          is the file's: a line without 运单号 is NO_WAYBILL, a later line of a waybill claimed
 --          on an earlier line REPEATED, an amount that is not a number BAD_AMOUNT; otherwise the
 --          month's outcome for the waybill: PAID to this company, paid to another company
---          (OTHER_COMPANY), REJECTED (with reason_code) or in no log of the month
---          (NOT_SUBMITTED). Then every waybill paid to the company that no line claims
+--          (OTHER_COMPANY), REJECTED (with reason_code; the company's own rejected rows only:
+--          another company's reject of the same waybill is not its business) or in no log of
+--          the month, or only in another company's rejects (NOT_SUBMITTED). Then every waybill paid to the company that no line claims
 --          (NOT_CLAIMED). A waybill's payment and reject reason stand on its first line only,
 --          so that paid amounts add up too. difference_fen = claimed_fen − paid_fen (a waybill
 --          not paid: 0) on every line with an amount.
@@ -29,11 +30,30 @@ WITH lines AS (
 paid AS (
     SELECT waybill_no, company, CAST(subsidy_fen AS BIGINT) AS paid_fen FROM ledger
 ),
+-- the claiming company's own files: every row of them that names a company names it
+own_files AS (
+    SELECT source_file
+    FROM (
+        SELECT source_file, CAST(company AS VARCHAR) AS company FROM ledger
+        UNION ALL
+        SELECT source_file, trim(CAST(company AS VARCHAR)) FROM rejects
+        WHERE NULLIF(trim(CAST(company AS VARCHAR)), '') IS NOT NULL
+    )
+    GROUP BY source_file
+    HAVING bool_and(company = (SELECT company FROM reconcile_params))
+),
+-- its own rejected rows only: a row naming it, or naming no company in one of its files (never
+-- another company's reject reason)
 rejected AS (
     SELECT waybill_no,
            arg_min(reason_code, source_file || ':' || lpad(CAST(source_row AS VARCHAR), 12, '0'))
                AS reason_code
-    FROM rejects WHERE waybill_no IS NOT NULL GROUP BY waybill_no
+    FROM rejects
+    WHERE waybill_no IS NOT NULL
+      AND (trim(CAST(company AS VARCHAR)) = (SELECT company FROM reconcile_params)
+           OR (NULLIF(trim(CAST(company AS VARCHAR)), '') IS NULL
+               AND source_file IN (SELECT source_file FROM own_files)))
+    GROUP BY waybill_no
 ),
 claimed AS (
     SELECT

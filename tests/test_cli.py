@@ -177,7 +177,8 @@ def test_already_settled_and_ytd_budget_across_months(tmp_path, cfg_dir):
     assert manifest["budget"]["available_fen"] == 35
     assert manifest["totals"]["subsidy_fen"] == 35  # requested 45, prorated to 35
     rejects = pl.read_parquet(out / "rejects/league=150700/month=2025-03/part-0.parquet")
-    assert rejects["detail"][0].startswith("已在盟市 150700 2025-02 的结算（批次 150700-2025-02-")
+    # F1 was paid to ZTO in February; YTO's row is told only that another company was paid
+    assert rejects["detail"].to_list() == ["该运单已由另一企业结算"]
     # re-running February does not reject its own waybills
     again = run(cfg_dir, out, "2025-02", feb, extra=["--replace"])
     assert again.exit_code == 0 and "受理 2 件" in again.output

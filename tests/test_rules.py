@@ -177,7 +177,8 @@ def test_duplicate_keeps_the_earliest_delivery(tiny):
     assert result.ledger.select("company", "source_row").rows() == [("ZTO", 2)]
     rej = result.rejects.to_dicts()[0]
     assert (rej["reason_code"], rej["source_row"]) == ("DUPLICATE", 1)
-    assert rej["detail"] == "与 t.csv 第 3 行的运单号相同，该行已受理"  # data row 2, line 3
+    # the kept row is another company's: neither its file nor its line is named
+    assert rej["detail"] == "与另一企业提交的同一运单号重复（该企业的记录已受理）"
 
 
 def test_duplicate_ties_broken_by_company_then_village(tiny):

@@ -238,3 +238,16 @@ def test_the_sandbox_reads_the_published_outputs_but_not_the_portals_accounts(tm
     )
     assert manifests.exit_code == 0, manifests.output
     assert manifests.output.splitlines()[2].strip() == "1"
+
+
+def test_a_run_made_from_inside_the_output_folder_reads_each_output_once(tmp_path, monkeypatch):
+    # DuckDB looks a relative glob up in every directory of file_search_path: the output folder
+    # listed twice (as the store's and as the working directory) read every ledger twice, and a
+    # waybill settled before was rejected twice — the audits refused the run
+    desk = Desk(tmp_path)
+    desk.run("2025-02", p("F1", "2025-02-05"))
+    monkeypatch.chdir(desk.out)
+    second = desk.run("2025-03", p("F1", "2025-03-05"), p("M1", "2025-03-06"))
+    assert "ALREADY_SETTLED" in second.output
+    assert desk.sql("SELECT COUNT(*) FROM rejects WHERE reason_code = 'ALREADY_SETTLED'") == [(1,)]
+    assert desk.cli("verify", "--out", ".").exit_code == 0

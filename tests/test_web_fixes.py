@@ -8,6 +8,7 @@ run in file order and later ones rely on earlier months being settled and sealed
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 
 import pytest
@@ -75,8 +76,12 @@ def test_five_failures_pause_that_user_name_only_and_say_until_when(world, clock
         429,
         "登录失败次数过多，账户 nobody 已暂停登录至 14:35（北京时间）；如忘记密码请联系管理员",
     )
-    # the login page says the same
-    r = office.post("/login", data={"username": "yto", "password": PASSWORDS["yto"]})
+    # the login page says the same (its form carries the page's own token)
+    page = office.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = office.post(
+        "/login", data={"username": "yto", "password": PASSWORDS["yto"], "csrf_token": token}
+    )
     assert r.status_code == 429
     assert "账户 yto 已暂停登录至 14:35（北京时间）" in r.text
 

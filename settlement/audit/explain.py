@@ -31,8 +31,9 @@ def _line(source_row: int, header_line: int | None) -> str:
     return f"第 {source_row + header_line} 行"
 
 
-def explain(store: Path, waybill: str) -> list[str]:
-    """Lines describing every appearance of the waybill: settled parcels and rejected rows."""
+def explain(store: Path, waybill: str, leagues: tuple[str, ...] | None = None) -> list[str]:
+    """Lines describing every appearance of the waybill: settled parcels and rejected rows (with
+    `leagues`, those of these 盟市 only: an auditor reads its own)."""
     waybill = waybill.strip()
     if not waybill:
         raise UsageError("请给出运单号，如 settle explain 1234567890")
@@ -53,6 +54,9 @@ def explain(store: Path, waybill: str) -> list[str]:
             .pl()
             .to_dicts()
         )
+        if leagues is not None:
+            parcels = [p for p in parcels if p["league"] in leagues]
+            rejects = [r for r in rejects if r["league"] in leagues]
         lines: list[str] = []
         for p in parcels:
             lines += _parcel(con, store, p)
@@ -74,7 +78,8 @@ def explain(store: Path, waybill: str) -> list[str]:
     finally:
         con.close()
     if not lines:
-        raise RefusedError(f"运单 {waybill} 不在任何有效批次的明细账或剔除清单中")
+        where = "任何" if leagues is None else f"盟市 {'、'.join(leagues)} 的任何"
+        raise RefusedError(f"运单 {waybill} 不在{where}有效批次的明细账或剔除清单中")
     return lines
 
 

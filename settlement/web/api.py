@@ -413,7 +413,10 @@ class QueryBody(BaseModel):
 @router.post("/queries/{name}", summary="运行预置查询")
 async def run_query(request: Request, name: str, body: QueryBody):
     await authorize(request, "sql")
-    frame = await run_in_threadpool(portal_of(request).run_query, name, body.params)
+    portal = portal_of(request)
+    for league in portal.query_leagues(name, body.params):
+        await authorize(request, "sql", league=league)
+    frame = await run_in_threadpool(portal.run_query, name, body.params)
     return as_json(frame_json(frame))
 
 
@@ -425,8 +428,8 @@ async def verify(request: Request):
 
 @router.get("/explain", summary="一个运单的完整计算过程（同 settle explain）")
 async def explain(request: Request, waybill: str):
-    await authorize(request, "explain")
-    return as_json({"lines": await run_in_threadpool(portal_of(request).explain, waybill)})
+    who = await authorize(request, "explain")
+    return as_json({"lines": await run_in_threadpool(portal_of(request).explain, who, waybill)})
 
 
 @router.get(

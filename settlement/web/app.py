@@ -126,6 +126,34 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+#: The OpenAPI page and schema: for logged-in users only, like every page (the Swagger UI's own
+#: scripts under /static-offline-docs are the library's, and stay open).
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json")
+
+
+class DocsNeedLogin:
+    """401 for the OpenAPI page and schema without a session or token (the login page, or JSON
+    for the schema)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path") in DOCS_PATHS:
+            request = Request(scope)
+            if identify(request, request.app.state.portal.accounts) is None:
+                if scope["path"] == "/openapi.json":
+                    response: Response = JSONResponse(
+                        {"detail": NOT_AUTHENTICATED},
+                        status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                else:
+                    response = pages.login_page(request, NOT_AUTHENTICATED, 401)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 STATUS = (
     (NotAuthenticated, 401),
     (BadLogin, 401),
@@ -322,6 +350,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimit, limit=settings.upload_limit + 1024 * 1024, upload_limit=settings.upload_limit
     )
+    app.add_middleware(DocsNeedLogin)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, handle_http)
     app.add_exception_handler(RequestValidationError, handle_validation)

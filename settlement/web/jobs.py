@@ -145,6 +145,10 @@ def _child(queue, request: dict) -> None:
         from ..events import Actor
         from ..period import Month
 
+        if request.get("cwd"):  # the files are named relative to it
+            import os
+
+            os.chdir(request["cwd"])
         cfg = load_config(request["config_dir"])
         result = settle_month(
             cfg,
@@ -174,6 +178,8 @@ def _child(queue, request: dict) -> None:
 
 def summary(result) -> dict:
     """What the page and the API show of a finished run."""
+    from ..engine import cross_company_warnings
+
     m = result.manifest
     return {
         "run_id": result.run_id,
@@ -191,6 +197,7 @@ def summary(result) -> dict:
         "subsidy_fen": m["totals"]["subsidy_fen"],
         "budget_available_fen": m["budget"]["available_fen"],
         "changes": result.changes,
+        "warnings": cross_company_warnings(m),
         "stale": [
             {"league": s["league_code"], "month": s["month"], "waybills": s["waybills"]}
             for s in result.stale

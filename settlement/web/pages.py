@@ -4,6 +4,8 @@ budget year. Thin like `cli.py`: authorize, call the portal, render a template."
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -11,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..clock import today
 from ..errors import RefusedError, UsageError
-from .access import SESSION_COOKIE, authorize, client_address, identify
+from .access import CSRF_FIELD, SESSION_COOKIE, authorize, client_address, identify
 from .accounts import BadLogin, Throttled
 from .api import set_session_cookie, upload_field
 from .portal import MissingCompanies, NotFound, Portal
@@ -24,8 +26,30 @@ def portal_of(request: Request) -> Portal:
     return request.app.state.portal
 
 
+#: Login CSRF (an attacker's page logging the victim into the attacker's account): the login
+#: form carries a token that must match this cookie, which another site's form cannot send.
+LOGIN_COOKIE = "settle_login"
+LOGIN_EXPIRED = "登录页面已过期或不是从本站打开的；请在本页重新输入用户名和密码登录"
+
+
 def login_page(request: Request, message: str | None = None, status: int = 200) -> Response:
-    return render(request, None, "login.html", "登录", status, error=message)
+    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    response = render(request, None, "login.html", "登录", status, error=message, login_token=token)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
+    return response
+
+
+def login_token_ok(request: Request, form) -> bool:
+    """Whether the login form's token is this browser's login cookie (double submit)."""
+    cookie, sent = request.cookies.get(LOGIN_COOKIE), form.get(CSRF_FIELD)
+    return bool(cookie and sent) and hmac.compare_digest(str(sent), cookie)
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -41,6 +65,8 @@ async def login_form(request: Request):
 async def login(request: Request):
     form = await request.form()
     portal = portal_of(request)
+    if not login_token_ok(request, form):
+        return login_page(request, LOGIN_EXPIRED, 403)
     try:
         token, _session = await run_in_threadpool(
             portal.accounts.login,

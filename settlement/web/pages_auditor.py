@@ -86,6 +86,8 @@ async def run_query(request: Request, name: str):
     if name not in queries:
         raise NotFound(f"没有名为 {name} 的预置查询")
     params = {p: str(form.get(p, "")).strip() for p in queries[name].params}
+    for league in portal.query_leagues(name, params):
+        await authorize(request, "sql", league=league)
     context: dict = {"queries": list(queries.values()), "chosen": name, "given": params}
     try:
         frame = await run_in_threadpool(portal.run_query, name, params)
@@ -123,14 +125,21 @@ async def verify(request: Request):
 @router.get("/explain")
 async def explain(request: Request, waybill: str | None = None):
     who = await authorize(request, "explain")
-    lines, error = None, None
+    lines, error, status = None, None, 200
     if waybill is not None:
         try:
-            lines = await run_in_threadpool(portal_of(request).explain, waybill)
+            lines = await run_in_threadpool(portal_of(request).explain, who, waybill)
         except (UsageError, NotFound, SettlementError) as exc:
-            error = str(exc)
+            error, status = str(exc), 404 if isinstance(exc, NotFound) else 422
     return render(
-        request, who, "explain.html", "运单追溯", waybill=waybill or "", lines=lines, error=error
+        request,
+        who,
+        "explain.html",
+        "运单追溯",
+        status,
+        waybill=waybill or "",
+        lines=lines,
+        error=error,
     )
 
 

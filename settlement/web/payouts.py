@@ -33,6 +33,7 @@ def overview(portal: Portal, who: Who, league: str, year: int) -> dict:
     batches; the clawbacks; the months ready to pay; the year's close. A company sees only its
     own lines, clawbacks and annual statement."""
     portal.check_league(league)
+    portal.check_year(year)
     company = _company(who)
     empty = {"months": [], "carries": [], "batches": [], "start": None, "end": None}
     if not portal.has_store():
@@ -112,7 +113,8 @@ def overview(portal: Portal, who: Who, league: str, year: int) -> dict:
 
 
 def batch_detail(portal: Portal, who: Who, batch_id: str) -> dict:
-    """One batch with its lines (a company: its own line only) and its files."""
+    """One batch with its lines and its files; a company sees its own line only, and its own
+    amount as the batch's `amount_fen` (never another company's or the batch's total)."""
     if not portal.has_store():
         raise NotFound(f"没有拨付批次 {batch_id}")
     with portal.store_access():
@@ -124,6 +126,7 @@ def batch_detail(portal: Portal, who: Who, batch_id: str) -> dict:
     company = _company(who)
     if company is not None:
         lines = [x for x in lines if x["company"] == company]
+        batch["amount_fen"] = sum(x["amount_fen"] for x in lines)  # its own, not the batch's
     batch["lines"] = lines
     batch["state_text"] = batches.STATE_TEXT[batch["state"]]
     batch["created_at"] = local_text(batch["created_at"])
@@ -228,6 +231,7 @@ def record_clawback(
 def close(portal: Portal, who: Who, league: str, year: int) -> dict:
     """`settle close-year`."""
     portal.check_league(league)
+    portal.check_year(year)
     with portal.store_access(wait=60):
         result = annual.close_year(portal.cfg, portal.store, league, year, who.actor)
     t = result.data.totals(None)
@@ -262,6 +266,7 @@ def batch_file(portal: Portal, batch_id: str, name: str) -> Path:
 def annual_file(portal: Portal, league: str, year: int, name: str) -> Path:
     """A closed year's annual statement (the caller checks the company)."""
     portal.check_league(league)
+    portal.check_year(year)
     path = portal.out / annual.annual_dir(league, year) / name
     if "/" in name or name.startswith(".") or not name.endswith((".xlsx", ".html")):
         raise NotFound(f"没有文件 {name}")

@@ -24,11 +24,11 @@ from typing import BinaryIO
 
 import polars as pl
 
-from .. import audit, lock, months, reconcile, statements
+from .. import audit, journal, lock, months, reconcile, statements
 from ..audit import explain
 from ..clock import local_text, now_utc
 from ..config import load_config
-from ..engine import validate_logs
+from ..engine import cross_company_warnings, validate_logs
 from ..errors import InputFileError, RefusedError, SettlementError, UsageError
 from ..events import Actor
 from ..outputs import partition
@@ -147,6 +147,13 @@ class Portal:
         return league
 
     @staticmethod
+    def check_year(year: int) -> int:
+        """A budget year as the CLI takes it (2000–2100)."""
+        if not 2000 <= year <= 2100:
+            raise UsageError(f"预算年度 {year} 无效：应为 2000 至 2100 之间的年份")
+        return year
+
+    @staticmethod
     def month(text: str) -> Month:
         return Month.parse(text)
 
@@ -236,8 +243,10 @@ class Portal:
             for r in self._runs(league)
             if r["month"] == str(month)
         ]
+        row["warnings"] = self._run_warnings(row["runs"])
         if who.user.role == "company":
             row["runs"] = []  # other companies' totals are in the runs
+            row["warnings"] = []  # they name other companies
             row["statement_files"] = [
                 f for f in files if f.startswith(f"{who.user.company}.") or f.startswith("public_")
             ]
@@ -256,6 +265,16 @@ class Portal:
             else None
         )
         return row
+
+    def _run_warnings(self, runs: list[dict]) -> list[str]:
+        """The office's warnings of the month's current runs, from their manifests (waybills
+        that several companies logged)."""
+        out = []
+        for r in runs:
+            entry = self.out / journal.entry_rel(r["run_id"])
+            if r["status"] == "current" and entry.is_file():
+                out += cross_company_warnings(json.loads(entry.read_text(encoding="utf-8")))
+        return out
 
     # ------------------------------------------------------------------ submissions
 
@@ -290,14 +309,18 @@ class Portal:
             "AND month = ? AND (? IS NULL OR company = ?)",
             (league, month, company, company),
         )
-        return {
-            str(self.out / r["path"]): (
-                r["original_name"] if company else f"{r['company']}：{r['original_name']}"
-            )
-            for r in rows
+        shown = [
+            r["original_name"] if company else f"{r['company']}：{r['original_name']}" for r in rows
+        ]
+        # runs before portal runs recorded paths relative to the output folder named the
+        # absolute path: replaced first, so that the relative one is not found inside it
+        return {str(self.out / r["path"]): name for r, name in zip(rows, shown, strict=True)} | {
+            r["path"]: name for r, name in zip(rows, shown, strict=True)
         }
 
     def submission_report(self, submission_id: int) -> dict | None:
+        if not 0 < submission_id < 2**63:  # SQLite's integers: any other id is no submission
+            return None
         rows = self.accounts.rows("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         if not rows:
             return None
@@ -470,8 +493,10 @@ class Portal:
             if missing and not confirm_missing:
                 raise MissingCompanies(str(month), missing)
         ids = [r["id"] for r in chosen]
+        # relative to the output folder (the child works there): the ledger, the rejects and
+        # the statements record these, and a company's documents name no server path
         files = [
-            self.out / r["path"]
+            r["path"]
             for r in self.accounts.rows(
                 f"SELECT path FROM submissions WHERE id IN ({','.join('?' * len(ids))}) "
                 "ORDER BY company",
@@ -492,10 +517,11 @@ class Portal:
             what = "补报" if supplementary else "提交"
             say(f"开始{job.what}（共 {len(files)} 个企业的{what}）")
             request = {
-                "config_dir": str(self.settings.config_dir),
+                "config_dir": str(Path(self.settings.config_dir).resolve()),
                 "league": league,
                 "month": str(month),
-                "files": [str(f) for f in files],
+                "files": files,
+                "cwd": str(self.out),
                 "out": self.out,
                 "store": self.store,
                 "replace": replace,
@@ -571,6 +597,7 @@ class Portal:
     def status(self, league: str, year: int) -> dict:
         """The budget year (as `settle status`)."""
         self.check_league(league)
+        self.check_year(year)
         if not self.has_store():
             raise NotFound("还没有任何结算")
         with self.store_access():
@@ -701,6 +728,19 @@ class Portal:
     def queries(self) -> dict[str, audit.Query]:
         return audit.load_queries()
 
+    def query_leagues(self, name: str, params: dict[str, str]) -> list[str]:
+        """The 盟市 a canned query's league parameters name: an auditor may read only its own
+        (outside the SQL console, which reads the whole store by design)."""
+        queries = audit.load_queries()
+        if name not in queries:
+            raise NotFound(f"没有名为 {name} 的预置查询")
+        kinds = queries[name].kinds
+        return [
+            str(value).strip()
+            for param, value in params.items()
+            if kinds.get(param) == "league" and str(value).strip()
+        ]
+
     def run_query(self, name: str, params: dict[str, str]) -> pl.DataFrame:
         """A canned query (`settle query NAME --param …`)."""
         self._require_store()
@@ -740,14 +780,18 @@ class Portal:
             "notes": [for_portal(n) for n in report.notes],
         }
 
-    def explain(self, waybill: str) -> list[str]:
-        """`settle explain`: one waybill's computation, or a rejected row's reason."""
+    def explain(self, who: Who, waybill: str) -> list[str]:
+        """`settle explain`: one waybill's computation, or a rejected row's reason — in the
+        user's 盟市 only; a waybill of another 盟市 is as unknown as one of none (404)."""
         self._require_store()
         waybill = waybill.strip()
         if not waybill:
             raise UsageError("请输入运单号")
         with self.store_access():
-            return explain.explain(self.store, waybill)
+            try:
+                return explain.explain(self.store, waybill, who.user.leagues)
+            except RefusedError as exc:
+                raise NotFound(str(exc)) from None
 
     def events(self, limit: int = 500) -> dict:
         """Both logs: the store's state changes and the portal's (logins, uploads, accounts)."""
