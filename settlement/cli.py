@@ -1046,6 +1046,13 @@ def _print_cash(store: Path, league: str, year: int) -> None:
     help="从此前月份的日志中重复申报部分运单号（产生 ALREADY_SETTLED）。",
 )
 @click.option("--reclaim-share", type=click.FloatRange(0, 0.5), default=0.01, show_default=True)
+@click.option(
+    "--urban",
+    type=click.FloatRange(0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="投递到本盟市城镇（非补贴范围，NOT_RURAL）的行的比例，如 0.3：企业导出全部投递时的样子。",
+)
 @config_option
 @friendly
 def sample(
@@ -1060,6 +1067,7 @@ def sample(
     companies,
     reclaim,
     reclaim_share,
+    urban,
     config_dir,
 ) -> None:
     """Generate realistic delivery logs for one 盟市-month from the real village registry."""
@@ -1080,6 +1088,7 @@ def sample(
         companies.split(",") if companies else None,
         previous,
         reclaim_share if reclaim else 0.0,
+        urban,
     )
     write(df, output, fmt)
     click.echo(f"已生成 {output}（{fmt}，{df.height:,} 行）")
