@@ -10,6 +10,9 @@ Shapes (logs made once with `settle sample` and kept in bench/data/ for reuse):
 - rejects: also `--urban 0.3`, every delivery of the 盟市 as a company exports it, urban ones
   included (30 % of the rows NOT_RURAL).
 
+The pandas peer runs in `.venv-bench` when it exists
+(`python3 -m venv .venv-bench && .venv-bench/bin/pip install pandas pyarrow`).
+
 Tools, each in its own process, alternating within every repeat: baseline (bench/baseline.py,
 bare DuckDB), pandas (bench/pandas_peer.py), engine (`settle run` through bench/stages.py, which
 records wall and CPU time at each progress message). Prints wall time, CPU seconds (user +
@@ -84,6 +87,13 @@ def measure(cmd: list[str]) -> dict:
         "rss": usage.ru_maxrss / 1024,
         "load": f"{before} → {load()}",
     }
+
+
+def pandas_python() -> str:
+    """The interpreter for the pandas peer: .venv-bench (pandas and pyarrow) when there is one,
+    so that pandas is not installed beside the engine (pyarrow imports it when it is there)."""
+    own = ROOT / ".venv-bench" / "bin" / "python"
+    return str(own) if own.exists() else sys.executable
 
 
 def logs_for(rows: int, league: str, shape: str) -> Path:
@@ -173,7 +183,8 @@ def main() -> None:
                                 cmd += ["--memory-limit", args.memory_limit]
                         else:
                             script = "baseline.py" if tool == "baseline" else "pandas_peer.py"
-                            cmd = [sys.executable, str(ROOT / "bench" / script), str(logs)]
+                            python = sys.executable if tool == "baseline" else pandas_python()
+                            cmd = [python, str(ROOT / "bench" / script), str(logs)]
                             cmd += [str(CONFIG), args.league, str(work / f"{tool}.parquet")]
                         result = measure(cmd)
                         runs[tool].append(result)
