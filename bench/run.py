@@ -197,6 +197,18 @@ def main() -> None:
                         )
                         if tool == "engine":
                             stage_runs.append(stages(marks, args.serial_audits))
+                            folder = sum(
+                                f.stat().st_size
+                                for f in (work / "out" / "statements").rglob("*")
+                                if f.is_file()
+                            )
+                            print(
+                                f"  statements folder {folder:,} bytes, "
+                                f"{100 * folder / logs.stat().st_size:.2f} % of the input's "
+                                f"{logs.stat().st_size:,}",
+                                file=sys.stderr,
+                                flush=True,
+                            )
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
             results.append((shape, rows, runs, stage_runs))
