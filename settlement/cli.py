@@ -302,7 +302,7 @@ def _print_run(result) -> None:
         )
         if t.get("breakeven_excess_fen"):
             click.echo(
-                f"  注意：迟到投递使盈亏平衡上限降低，此前已付超出 {format_yuan(t['breakeven_excess_fen'])} 元（未追回，请人工处理）"
+                f"  注意：迟到投递使盈亏平衡上限降低，此前已付超出 {format_yuan(t['breakeven_excess_fen'])} 元（未自动追回；如需追回，请用 settle clawback 登记追缴）"
             )
     click.echo(f"  清单 {result.manifest_path}")
 
@@ -392,21 +392,10 @@ def _write_table(table, path: Path) -> None:
     elif suffix == ".xlsx":
         df.write_excel(path, autofit=True)
     elif suffix == ".csv":
-        import re
-
-        from .statements import FORMULA_PREFIXES
+        from .statements import excel_safe_frame
 
         # text from logs is untrusted: a cell starting = + - @ would be a formula in Excel
-        # (statements.excel_safe's guard, on whole columns)
-        formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
-        df = df.with_columns(
-            pl.when(pl.col(c).str.contains(formula))
-            .then(pl.lit("'") + pl.col(c))
-            .otherwise(pl.col(c))
-            .alias(c)
-            for c, t in df.schema.items()
-            if t == pl.String
-        )
+        df = excel_safe_frame(df)
         path.write_bytes(b"\xef\xbb\xbf" + df.write_csv().encode("utf-8"))  # BOM: Excel opens it
     else:
         raise UsageError(f"不支持的输出格式 {path.name}（应为 .csv、.xlsx 或 .parquet）")

@@ -49,6 +49,14 @@ SUFFIXES = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet
 DIRECTORY_SUFFIXES = (".csv", ".parquet", ".xlsx")
 #: Rows at the top of each XLSX sheet searched for the header row (title rows may sit above it).
 HEADER_SCAN_ROWS = 20
+
+#: An XLSX is refused before it is parsed when its sheets' XML would unpack to more than this,
+#: or when a sheet's used range (last row × last column) holds more cells: the XLSX reader
+#: allocates the whole range, so one stray cell at XFD1048576 in a 5 KB file would ask for
+#: hundreds of GB and abort the process. A real month of logs is about 1 million rows × 10
+#: columns.
+MAX_XLSX_UNPACKED = 2 << 30
+MAX_XLSX_CELLS = 40_000_000
 #: Bytes compared first when two input files have the same size.
 PREFIX_BYTES = 1 << 16
 #: Identifier columns whose whole-number floats (Excel, Parquet) must print without ".0".
@@ -367,6 +375,7 @@ def _read_xlsx(
     (title rows above it are skipped): (data below that row, the header, the sheet, its line)."""
     import fastexcel
 
+    _check_xlsx_size(data, path)
     lookup = _lookup(aliases)
     seen: list[_Sheet] = []
     try:
@@ -400,6 +409,95 @@ def _read_xlsx(
     except Exception as exc:  # noqa: BLE001
         raise InputFileError(path, f"XLSX 无法读取：{_first_line(exc)}") from None
     raise InputFileError(path, _no_header(seen, aliases, required))
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _check_xlsx_size(data: bytes, path: Path) -> None:
+    """Refuse a workbook whose sheets would unpack too large, or whose used range is too big
+    for the XLSX reader (which allocates last row × last column cells), before it is parsed."""
+    import re
+    import zipfile
+    import zlib
+
+    try:
+        book = zipfile.ZipFile(io.BytesIO(data))
+        infos = book.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # not a zip: the reader says what is wrong with it
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > MAX_XLSX_UNPACKED:
+        raise InputFileError(
+            path,
+            f"XLSX 解压后有 {unpacked / (1 << 20):,.0f} MB，超过 {MAX_XLSX_UNPACKED >> 20:,} MB "
+            "的上限；请另存为 CSV 后提交",
+        )
+    names = _sheet_names(book)
+    # the used range's last column: the widest cell reference (only two- and three-letter
+    # columns, AA…, are matched: rare in logs), or, where cells come without references, the
+    # most cells in one row; its last row: the last <row r="…"> (rows are written in order) or
+    # the number of rows. Counting is approximate at the 1 MB chunks' edges, which is enough to
+    # tell a month of logs from a bomb.
+    wide = re.compile(rb' r="([A-Z]{2,3})(\d+)"')
+    numbered = re.compile(rb'<row [^>]*?\br="(\d+)"')
+    for info in infos:
+        if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", info.filename):
+            continue
+        last_row, last_col, rows = 0, 0, 0
+        try:
+            with book.open(info) as stream:
+                while chunk := stream.read(1 << 20):
+                    for m in wide.finditer(chunk):
+                        last_col = max(last_col, _column_number(m.group(1)))
+                        last_row = max(last_row, int(m.group(2)))
+                    tags = chunk.count(b"<row")
+                    rows += tags
+                    if chunk.count(b"<c") > chunk.count(b' r="') - tags:  # cells without refs
+                        last_col = max(last_col, *(p.count(b"<c") for p in chunk.split(b"<row")))
+                    found = list(numbered.finditer(chunk, max(0, len(chunk) - 65536)))
+                    last_row = max(last_row, rows, int(found[-1].group(1)) if found else 0)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError):
+            return  # a damaged member: the reader says so
+        last_col = max(last_col, 26 if last_row else 0)
+        if last_row * last_col > MAX_XLSX_CELLS:
+            sheet = names.get(info.filename, info.filename.rsplit("/", 1)[-1])
+            raise InputFileError(
+                path,
+                f"工作表“{sheet}”的使用范围过大（有内容的单元格直到第 {last_row:,} 行、第 "
+                f"{last_col:,} 列），无法读取；请删除数据区以外的单元格（或把数据复制到新工作簿），"
+                "或另存为 CSV 后提交",
+            )
+
+
+def _sheet_names(book) -> dict[str, str]:
+    """Sheet part (xl/worksheets/sheet1.xml) -> the sheet's name, as far as the workbook says."""
+    import re
+    from html import unescape
+
+    try:
+        workbook = book.read("xl/workbook.xml").decode("utf-8", "replace")
+        rels = book.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    except (KeyError, OSError):
+        return {}
+    targets = {}
+    for rel in re.finditer(r"<Relationship\b[^>]*>", rels):
+        ident = re.search(r'\bId="([^"]+)"', rel.group(0))
+        target = re.search(r'\bTarget="([^"]+)"', rel.group(0))
+        if ident and target:
+            t = target.group(1).lstrip("/")
+            targets[ident.group(1)] = t if t.startswith("xl/") else "xl/" + t
+    names = {}
+    for sheet in re.finditer(r"<(?:\w+:)?sheet\b[^>]*>", workbook):
+        name = re.search(r'\bname="([^"]*)"', sheet.group(0))
+        ident = re.search(r'\b\w*:?id="([^"]+)"', sheet.group(0))
+        if name and ident and ident.group(1) in targets:
+            names[targets[ident.group(1)]] = unescape(name.group(1))
+    return names
 
 
 def _no_header(

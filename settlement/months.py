@@ -204,7 +204,7 @@ def void_month(
         if state.seal is not None:
             raise RefusedError(
                 f"盟市 {league} {month} 已封存（审批文号 {state.seal['approval_ref']}），不能作废；"
-                "已支付的款项如需追回，请按追缴程序办理"
+                "已支付的款项如需追回，请用 settle clawback 登记追缴"
             )
         if state.run_id is None or out_dir is None:
             raise RefusedError(f"盟市 {league} {month} 没有有效的结算批次，无需作废")

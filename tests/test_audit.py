@@ -437,7 +437,7 @@ def test_explain_parcel_and_reject(settled):
     text = parcel.output
     assert "运单 M1：已结算（盟市 150700 2025-03" in text
     assert "2 政策版本：T-1（测试政策 第1版）" in text
-    assert "3 区域类别：default；距离 12 公里，距离段 [10, ∞)，基础费率 0.15 元" in text
+    assert "3 区域类别：一般地区（default）；距离 12 公里，距离段 [10, ∞)，基础费率 0.15 元" in text
     assert "4 单量：该村本月受理 2 件，单量系数 1" in text
     assert "6 费率 rate_fen = floor(100 × 0.15) = 15 分" in text
     assert "本件 subsidy_fen = 15 分（0.15 元）" in text

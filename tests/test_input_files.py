@@ -309,3 +309,69 @@ def test_rows_are_named_as_excel_shows_them_everywhere(tmp_path, cfg_dir):
     assert [(c[1].value, c[2].value) for c in sheet.iter_rows(min_row=2)] == [(3, "A2"), (4, "A1")]
     page = (out / "statements" / part / "ZTO.html").read_text(encoding="utf-8")
     assert "剔除行 2 行：见同目录 ZTO.xlsx 的“剔除明细”工作表。" in page  # rows only in the XLSX
+
+
+# --------------------------------------------------------------------------- XLSX bombs
+
+
+def _sparse_bomb(path, *, references: bool):
+    """A few KB of XLSX whose used range is the whole sheet: one stray cell at XFD1048576, or
+    (references=False) a first row of 16,384 cells written without references."""
+    import zipfile
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "投递"
+    ws.append(HEADER.strip().split(","))
+    ws.append(GOOD.strip().split(","))
+    ws["XFD1048576"] = "x"
+    wb.save(path)
+    if references:
+        return
+    source = zipfile.ZipFile(path)
+    members = [(i, source.read(i.filename)) for i in source.infolist()]
+    source.close()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in members:
+            if info.filename.startswith("xl/worksheets/sheet"):
+                body = (
+                    b"<row>"
+                    + b'<c t="inlineStr"><is><t>x</t></is></c>' * 16384
+                    + b'</row><row r="1048576"><c t="inlineStr"><is><t>y</t></is></c></row>'
+                )
+                head, rest = data.split(b"<sheetData>")
+                data = head + b"<sheetData>" + body + rest.split(b"</sheetData>")[1]
+            out.writestr(info, data)
+
+
+@pytest.mark.parametrize("references", [True, False])
+def test_a_workbook_whose_range_is_the_whole_sheet_is_refused_before_it_is_read(
+    tmp_path, references
+):
+    # the XLSX reader allocates the whole used range: 16,384 × 1,048,576 cells aborted the
+    # process (and with it the portal) on a 5 KB file
+    path = tmp_path / "bomb.xlsx"
+    _sparse_bomb(path, references=references)
+    assert path.stat().st_size < 10_000
+    result = invoke("validate", path, *ARGS)
+    assert (result.exit_code, result.output.strip()) == (
+        2,
+        f"错误：无法读取输入文件 {path}: 工作表“投递”的使用范围过大（有内容的单元格直到第 "
+        "1,048,576 行、第 16,384 列），无法读取；请删除数据区以外的单元格（或把数据复制到新"
+        "工作簿），或另存为 CSV 后提交",
+    )
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused(tmp_path, monkeypatch):
+    from settlement import ingest
+
+    path = tmp_path / "logs.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER.strip().split(","))
+    wb.active.append(GOOD.strip().split(","))
+    wb.save(path)
+    assert "受理 1" in invoke("validate", path, *ARGS).output
+    monkeypatch.setattr(ingest, "MAX_XLSX_UNPACKED", 1 << 10)  # 1 KB, for the test
+    result = invoke("validate", path, *ARGS)
+    assert result.exit_code == 2
+    assert "MB，超过 0 MB 的上限；请另存为 CSV 后提交" in result.output

@@ -656,7 +656,7 @@ def test_a_sealed_month_cannot_be_voided(tmp_path):
     refused = void(desk, "2025-04", "误结算")
     assert refused.exit_code == 2
     assert refused.output.strip() == (
-        "错误：盟市 150700 2025-04 已封存（审批文号 文1），不能作废；已支付的款项如需追回，请按追缴程序办理"
+        "错误：盟市 150700 2025-04 已封存（审批文号 文1），不能作废；已支付的款项如需追回，请用 settle clawback 登记追缴"
     )
 
 

@@ -480,7 +480,7 @@ def test_fit_budget_by_hand(fit_office, tmp_path):
     ]
     assert steps[0][5] == "1 个批次需调减" and steps[2][5] == "无需调减"
     rates = [[c.value for c in r] for r in book["费率对照"].iter_rows()]
-    assert rates[1][2:6] == ["border", "0–∞ 公里", "0.25", "0.174975"]  # 0.25 × 0.6999
+    assert rates[1][2:6] == ["边境旗市（border）", "0–∞ 公里", "0.25", "0.174975"]  # 0.25 × 0.6999
 
 
 def test_cap_limit_and_scaling_are_exact(tiny):

@@ -12,6 +12,8 @@ from test_safety import Desk, p
 
 from settlement.statements import sha256_file
 
+HEADER_LINE = "waybill_no,company\nF1,ZTO\n"
+
 
 def _statements(desk, month):
     return desk.out / "statements" / "league=150700" / f"month={month}"
@@ -207,3 +209,32 @@ def test_a_stray_argument_is_explained_in_chinese(tmp_path):
         "错误：多余的参数：league=150700 year=2025（选项要写成 --名称 值，如 --param month=2025-03）"
         "（用 main query --help 查看用法）"
     )
+
+
+def test_the_sandbox_reads_the_published_outputs_but_not_the_portals_accounts(tmp_path):
+    # an auditor of any 盟市 read every user's password hash with read_blob on
+    # <store>.portal.sqlite, and every company's raw uploads under submissions/
+    desk = Desk(tmp_path)
+    desk.run("2025-02", p("F1", "2025-02-05"))
+    accounts = desk.out / "settlement.duckdb.portal.sqlite"
+    accounts.write_bytes(b"$argon2id$v=19$secret")
+    upload = desk.out / "submissions" / "league=150700" / "month=2025-02" / "ZTO" / "a.csv"
+    upload.parent.mkdir(parents=True)
+    upload.write_text(HEADER_LINE, encoding="utf-8")
+    for query in (
+        f"SELECT content FROM read_blob('{accounts}')",
+        f"SELECT * FROM read_csv('{upload}')",
+        f"SELECT * FROM glob('{desk.out}/*')",
+    ):
+        result = desk.cli("sql", "--store", desk.store, query)
+        assert result.exit_code == 2, query
+        assert "Permission Error" in result.output
+        assert "secret" not in result.output
+    manifests = desk.cli(
+        "sql",
+        "--store",
+        desk.store,
+        f"SELECT COUNT(*) AS n FROM read_json('{desk.out}/manifests/*/*.json')",
+    )
+    assert manifests.exit_code == 0, manifests.output
+    assert manifests.output.splitlines()[2].strip() == "1"

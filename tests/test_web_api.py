@@ -777,3 +777,23 @@ def test_the_portal_stores_no_secret_in_clear(world):
     for token in world.tokens.values():
         assert token not in dump
     assert V1  # the rows above used real villages
+
+
+def test_the_rejects_csv_cannot_carry_a_formula_into_excel(world, monkeypatch):
+    # text from logs is the company's own, but the office opens these files too
+    import polars as pl
+
+    from settlement.web.portal import Portal
+
+    hostile = pl.DataFrame(
+        {"waybill_no": ['=HYPERLINK("http://x","y")', "+SUM(1)", "ZT9"], "line": [2, 3, 4]}
+    )
+    monkeypatch.setattr(Portal, "rejects", lambda self, league, month, company: hostile)
+    r = world.as_("zto").get(f"/api/rejects/{L}/{M}/ZTO.csv")
+    assert r.status_code == 200
+    assert r.content.decode("utf-8-sig").splitlines() == [
+        "waybill_no,line",
+        '"\'=HYPERLINK(""http://x"",""y"")",2',
+        "'+SUM(1),3",
+        "ZT9,4",
+    ]

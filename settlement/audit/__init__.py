@@ -79,18 +79,36 @@ def check_query(sql: str) -> None:
         raise RefusedError(f"只读查询不允许{what}；审计查询只能是 SELECT 或 EXPLAIN")
 
 
+#: The output folders an auditor's query may read files from (the views read the first three).
+READABLE_FOLDERS = (
+    "ledger",
+    "rejects",
+    "units",
+    "manifests",
+    "journal",
+    "statements",
+    "reconciliation",
+    "payments",
+    "annual",
+    "voided",
+)
+
+
 def open_readonly(store: Path) -> duckdb.DuckDBPyConnection:
-    """The auditor's sandbox: read-only store, files readable only under its output dirs,
+    """The auditor's sandbox: read-only store, files readable only in its output folders,
     relative paths resolved against the store's own directory (wherever it now is)."""
     upgrade(store)
     config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     con = connect_file(store, True, "无法以只读方式打开结算库", config)
     bound(con)
-    dirs = {str(store_root(store)) + "/"}
-    dirs |= {
-        str(resolve_out(store, r[0])) + "/"
+    # the published outputs only: not the output folder itself, which also holds the portal's
+    # accounts (<store>.portal.sqlite: password hashes, sessions) and every company's raw
+    # uploads (submissions/)
+    roots = {store_root(store)} | {
+        resolve_out(store, r[0])
         for r in con.execute("SELECT DISTINCT out_dir FROM runs").fetchall()
     }
+    dirs = {f"{root / folder}/" for root in roots for folder in READABLE_FOLDERS}
     refresh_views(con, store, temp=True)
     con.execute("SET allowed_directories = ?", [sorted(dirs)])
     con.execute("SET enable_external_access = false")

@@ -11,6 +11,7 @@ import duckdb
 from .. import journal
 from ..errors import RefusedError, UsageError
 from ..money import format_yuan
+from ..statements import area_class_label
 from ..store import resolve_out
 from . import open_readonly
 
@@ -129,7 +130,7 @@ def _parcel(con: duckdb.DuckDBPyConnection, store: Path, p: dict) -> list[str]:
         "  1 校验：通过全部检查（SPEC §4.1）",
         f"  2 政策版本：{p['policy_version']}（{v.get('reference', '')}）"
         f"；有效期 {v.get('effective_from')} 至 {v.get('effective_to') or '长期'}",
-        f"  3 区域类别：{p['area_class']}；距离 {_d(p['distance_km'])} 公里，距离段 {band}，"
+        f"  3 区域类别：{area_class_label(p['area_class'])}；距离 {_d(p['distance_km'])} 公里，距离段 {band}，"
         f"基础费率 {_d(base)} 元",
         f"  4 单量：该村本月受理 {p['village_volume']} 件，单量系数 {_d(mult)}；"
         f"{_d(base)} × {_d(mult)} = {_d(base * mult)} 元",

@@ -17,6 +17,7 @@ import polars as pl
 from ..clock import local_text
 from ..config import Config
 from ..money import fen_to_yuan, format_yuan
+from ..statements import area_class_label
 
 YUAN_FORMAT = "#,##0.00"
 SIGNED_FORMAT = "+#,##0.00;-#,##0.00;0.00"
@@ -302,7 +303,7 @@ def party_headers(what: str) -> list[str]:
 def class_rows(table: pl.DataFrame) -> list[list]:
     return [
         [
-            r["area_class"],
+            area_class_label(r["area_class"]),
             r["parcels"],
             r["baseline_fen"],
             r["variant_fen"],
@@ -362,7 +363,7 @@ def rate_rows(sim) -> list[list]:
             [
                 r["version_id"],
                 period,
-                r["area_class"],
+                area_class_label(r["area_class"]),
                 band,
                 current or "—",
                 variant,

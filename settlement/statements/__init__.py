@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,19 @@ def excel_safe(value: object) -> str:
     """Untrusted text for CSV: a leading formula character is neutralised with an apostrophe."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def excel_safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """`excel_safe` on every text column of a frame bound for CSV."""
+    formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(formula))
+        .then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c, t in frame.schema.items()
+        if t == pl.String
+    )
 
 
 def _guard(column: str) -> str:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..errors import UsageError
+from ..statements import excel_safe_frame
 from .access import SESSION_COOKIE, authenticated, authorize, client_address
 from .accounts import SESSION_HOURS
 from .portal import NotFound, Portal
@@ -327,7 +328,7 @@ async def rejects(request: Request, league: str, month: str, name: str):
     if ext == "json":
         return as_json({"rows": frame.height, "rejects": frame.to_dicts()})
     return Response(
-        CSV_BOM + frame.write_csv(),
+        CSV_BOM + excel_safe_frame(frame).write_csv(),  # text from logs: no formulas
         media_type=MEDIA["csv"],
         headers={
             "content-disposition": f"attachment; filename*=UTF-8''rejects-{league}-{month}-{company}.csv"
