@@ -45,7 +45,9 @@ TOOLS = ("baseline", "pandas", "engine")
 STAGES = (
     ("start", "start-up: imports"),
     ("imported", "start-up: imports"),
-    ("执行 sql/05", "configuration, sql/05–20 set up"),
+    ("执行 sql/05", "configuration, sql/05–10 set up"),
+    ("执行 sql/10", "configuration, sql/05–10 set up"),
+    ("执行 sql/20", "read + validate"),  # the last view; the reading starts right after it
     ("读取", "read + validate"),
     ("已读取并校验", "read + validate"),
     ("共读取", "refuse misdirected, lock, store look-up"),
