@@ -88,7 +88,8 @@ FROM (SELECT * FROM early UNION ALL SELECT * FROM late) x
 JOIN file_dim f USING (file_no)
 JOIN reason_codes rc ON rc.reason_code = x.reason_code
 CROSS JOIN run_params r
-ORDER BY source_file, x.source_row;
+-- by file name, then row: the file ENUM is in name order, so its integer key sorts as the names do
+ORDER BY f.source_file, x.source_row;
 
 -- Rows accepted and rejected per input file: SPEC §7.1 reconciles these with each file's rows.
 CREATE OR REPLACE TEMP TABLE file_counts AS
