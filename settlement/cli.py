@@ -1233,6 +1233,13 @@ def _print_cash(store: Path, league: str, year: int) -> None:
     show_default=True,
     help="给出 --reclaim 时重复申报的行所占比例。",
 )
+@click.option(
+    "--urban",
+    type=click.FloatRange(0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="投递到本盟市城镇（非补贴范围，NOT_RURAL）的行的比例，如 0.3：企业导出全部投递时的样子。",
+)
 @config_option
 @friendly
 def sample(
@@ -1247,6 +1254,7 @@ def sample(
     companies,
     reclaim,
     reclaim_share,
+    urban,
     config_dir,
 ) -> None:
     """按真实的村级名录生成一个盟市一个月的模拟投递日志。
@@ -1274,6 +1282,7 @@ def sample(
         companies.split(",") if companies else None,
         previous,
         reclaim_share if reclaim else 0.0,
+        urban,
     )
     write(df, output, fmt)
     click.echo(f"已生成 {output}（{fmt}，{df.height:,} 行）")

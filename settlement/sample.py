@@ -110,8 +110,13 @@ def generate(
     companies: list[str] | None = None,
     reclaim: pl.DataFrame | None = None,
     reclaim_share: float = 0.0,
+    urban: float = 0.0,
 ) -> pl.DataFrame:
-    """A month of logs for one 盟市 as text columns (SPEC §2 names), with injected faults."""
+    """A month of logs for one 盟市 as text columns (SPEC §2 names), with injected faults.
+
+    `urban` is the share of rows delivered to the 盟市's urban villages (town and city
+    residents' committees, NOT_RURAL), as a company's export of all its deliveries holds them;
+    drawn from a generator of their own, so a seed gives the same rural rows with or without."""
     if rows < 1:
         raise UsageError("行数应至少为 1")
     policy = cfg.policy(league)
@@ -121,6 +126,8 @@ def generate(
             raise UsageError(f"未知的错误类型 {kind}，可选：{', '.join(FAULTS)}")
     if sum(faults.values()) + reclaim_share > 0.9:
         raise UsageError("各类错误比例之和不能超过 0.9")
+    if not 0.0 <= urban <= 0.9:
+        raise UsageError("城镇投递比例应在 0 至 0.9 之间")
     rng = np.random.default_rng(seed)
     mix = {c: w for c, w in COMPANY_MIX.items() if c in cfg.companies}
     if companies:
@@ -197,7 +204,26 @@ def generate(
         .alias("revenue_yuan"),
         pl.col("proof").replace("", None),
     )
+    if urban:
+        df = _urban(cfg, league, df, urban, seed)
     return _inject(cfg, league, month, df, rng, faults, reclaim, reclaim_share)
+
+
+def _urban(cfg: Config, league: str, df: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
+    """Move `share` of the rows to the 盟市's urban villages (skewed: a few towns get most)."""
+    policy = cfg.policy(league)
+    urban = cfg.villages.filter(
+        (pl.col("league_code") == league)
+        & ~pl.col("urban_rural_code").is_in(policy.urban_rural_codes)
+    ).sort("code")["code"]
+    if not len(urban):
+        raise UsageError(f"盟市 {league} 没有城镇（非补贴范围）的村级单位")
+    rng = np.random.default_rng([seed, 0x75726261])  # apart from the rural rows' generator
+    rows = df.height
+    idx = rng.permutation(rows)[: int(round(share * rows))]
+    popularity = rng.pareto(1.1, len(urban)) + 0.05
+    codes = urban.gather(rng.choice(len(urban), size=len(idx), p=popularity / popularity.sum()))
+    return df.with_columns(df["village_code"].scatter(idx, codes))
 
 
 def _inject(cfg, league, month, df, rng, faults, reclaim, reclaim_share) -> pl.DataFrame:

@@ -24,8 +24,7 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.fixture
-def office(tmp_path):
+def _office(tmp_path: Path):
     """Two settled months on one store (February, then March)."""
     cfg = make_config(tmp_path / "config", policy_text(rule="ytd", annual="10.00"))
     out = tmp_path / "out"
@@ -68,12 +67,24 @@ def office(tmp_path):
     return cfg, out, out / "settlement.duckdb", run
 
 
+@pytest.fixture
+def office(tmp_path):
+    """Two settled months on one store, the test's own (it may change them)."""
+    return _office(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def settled(tmp_path_factory):
+    """Two settled months on one store, shared by the tests that only read them."""
+    return _office(tmp_path_factory.mktemp("office"))
+
+
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_every_view_column_is_documented(office, monkeypatch):
-    _, out, store, _ = office
+def test_every_view_column_is_documented(settled, monkeypatch):
+    _, out, store, _ = settled
     monkeypatch.chdir(out)  # the DuckDB CLI, as AUDITORS.md says: from the output folder
     con = duckdb.connect("settlement.duckdb", read_only=True)
     rows = con.execute(
@@ -108,8 +119,8 @@ def test_every_view_column_is_documented(office, monkeypatch):
     assert views["ledger"] == TABLES["ledger"][1]
 
 
-def test_sql_formats(office, tmp_path):
-    _, _, store, _ = office
+def test_sql_formats(settled, tmp_path):
+    _, _, store, _ = settled
     q = "SELECT waybill_no, subsidy_fen FROM ledger WHERE month = '2025-02' ORDER BY waybill_no"
     assert (
         cli("sql", q, "--store", store, "--format", "csv").output
@@ -155,8 +166,8 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("query", "message"), REFUSED, ids=[r[0][:30] for r in REFUSED])
-def test_sql_refuses_anything_that_writes_or_reaches_outside(office, query, message):
-    _, out, store, _ = office
+def test_sql_refuses_anything_that_writes_or_reaches_outside(settled, query, message):
+    _, out, store, _ = settled
     before = sha(store)
     result = cli("sql", query, "--store", store)
     assert result.exit_code == 2, result.output
@@ -166,8 +177,8 @@ def test_sql_refuses_anything_that_writes_or_reaches_outside(office, query, mess
     assert not (out.parent / "out.parquet").exists()
 
 
-def test_sql_time_and_row_limits(office):
-    _, _, store, _ = office
+def test_sql_time_and_row_limits(settled):
+    _, _, store, _ = settled
     slow = cli(
         "sql", "SELECT COUNT(*) FROM range(100000000000) a", "--store", store, "--timeout", "0.5"
     )
@@ -179,8 +190,8 @@ def test_sql_time_and_row_limits(office):
     )
 
 
-def test_query_list_and_every_canned_query(office):
-    _, _, store, _ = office
+def test_query_list_and_every_canned_query(settled):
+    _, _, store, _ = settled
     listing = cli("query", "--list", "--store", store)
     names = [
         "budget_use_by_month",
@@ -265,8 +276,8 @@ def test_query_list_and_every_canned_query(office):
     ]
 
 
-def test_query_parameter_errors(office):
-    _, _, store, _ = office
+def test_query_parameter_errors(settled):
+    _, _, store, _ = settled
     missing = cli(
         "query", "payouts_by_company_county", "--store", store, "--param", "league=150700"
     )
@@ -290,8 +301,8 @@ def test_query_parameter_errors(office):
     assert bad.exit_code == 2 and "应为 key=value" in bad.output
 
 
-def test_verify_passes_on_a_clean_store(office):
-    _, out, _, _ = office
+def test_verify_passes_on_a_clean_store(settled):
+    _, out, _, _ = settled
     result = cli("verify", "--out", out)
     assert result.exit_code == 0, result.output
     assert "校验通过：2 个有效批次" in result.output
@@ -419,8 +430,8 @@ def test_journal_chain_links_every_run(office):
         previous = (run_id, digest)
 
 
-def test_explain_parcel_and_reject(office):
-    _, out, _, _ = office
+def test_explain_parcel_and_reject(settled):
+    _, out, _, _ = settled
     parcel = cli("explain", "M1", "--out", out)
     assert parcel.exit_code == 0, parcel.output
     text = parcel.output
@@ -450,8 +461,8 @@ def test_auditors_guide_documents_every_column():
     assert generated.split("<!-- generated from settlement/catalog.py: end -->")[0] == markdown()
 
 
-def test_sql_table_is_for_people(office):
-    _, _, store, _ = office
+def test_sql_table_is_for_people(settled):
+    _, _, store, _ = settled
     query = (
         "SELECT company, county_code, c.name AS 旗县, COUNT(*) AS parcels, "
         "SUM(subsidy_fen) * 0.01 AS yuan, NULL AS note FROM ledger l "
@@ -478,8 +489,8 @@ def test_sql_table_is_for_people(office):
     assert all(line.startswith(" " * 15) for line in lines[3:-1])  # the plan's lines, aligned
 
 
-def test_counties_and_townships_have_names(office):
-    _, _, store, _ = office
+def test_counties_and_townships_have_names(settled):
+    _, _, store, _ = settled
     county = cli(
         "sql", "SELECT name FROM counties WHERE code='150702'", "--store", store, "--format", "csv"
     )
@@ -506,8 +517,8 @@ def test_counties_and_townships_have_names(office):
         ("factor=three", "参数 factor 的值“three”无效，应为正数，如 3 或 1.5"),
     ],
 )
-def test_query_parameters_are_checked_against_their_kind(office, param, message):
-    _, _, store, _ = office
+def test_query_parameters_are_checked_against_their_kind(settled, param, message):
+    _, _, store, _ = settled
     given = {"league": "150700", "month": "2025-03", "factor": "1"}
     key = param.split("=")[0]
     args = ["query", "village_volume_jumps", "--store", store]
@@ -518,8 +529,8 @@ def test_query_parameters_are_checked_against_their_kind(office, param, message)
     assert result.output == f"错误：查询 village_volume_jumps 的{message}\n"
 
 
-def test_query_year_parameter_and_a_month_with_spaces(office):
-    _, _, store, _ = office
+def test_query_year_parameter_and_a_month_with_spaces(settled):
+    _, _, store, _ = settled
     year = cli(
         "query",
         "budget_use_by_month",

@@ -631,3 +631,29 @@ def test_sample_format_follows_the_extension_in_any_case(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output == f"已生成 {tmp_path / 'x.XLSX'}（xlsx，5 行）\n"
     assert (tmp_path / "x.XLSX").read_bytes()[:2] == b"PK"
+
+
+def test_sample_urban_moves_a_share_of_rows_to_urban_villages(tmp_path):
+    """`--urban 0.3`: 30 % of the rows go to the 盟市's urban villages (NOT_RURAL), the other
+    rows are the same as without it (the urban rows are drawn apart)."""
+    from settlement import DEFAULT_CONFIG_DIR
+    from settlement.config import load_config
+
+    plain, urban = tmp_path / "plain.csv", tmp_path / "urban.csv"
+    for target, extra in ((plain, ()), (urban, ("--urban", "0.3"))):
+        args = ("sample", "--league", "152500", "--month", "2025-03", "--rows", 1000)
+        result = invoke(*args, "--seed", 3, *extra, "-o", target)
+        assert result.exit_code == 0, result.output
+    a, b = pl.read_csv(plain, infer_schema=False), pl.read_csv(urban, infer_schema=False)
+    assert a.drop("village_code").equals(b.drop("village_code"))
+    moved = b.filter(a["village_code"] != b["village_code"])
+    assert moved.height == 300
+    villages = load_config(DEFAULT_CONFIG_DIR).villages
+    codes = villages.filter(pl.col("code").is_in(moved["village_code"].to_list()))
+    assert set(codes["league_code"]) == {"152500"}
+    assert not set(codes["urban_rural_code"]) & {"210", "220"}
+    check = invoke("validate", urban, "--league", "152500", "--month", "2025-03")
+    assert "可受理 700 行，将剔除 300 行" in check.output
+    assert "NOT_RURAL" in check.output
+    too_many = invoke(*args, "--urban", "0.95", "-o", tmp_path / "x.csv")
+    assert too_many.exit_code == 2 and "0.95" in too_many.output

@@ -240,7 +240,14 @@ def write_xlsx(path: Path, data: AnnualData, company: str | None) -> None:
     last = len(headers) - 1
     wb = xlsxwriter.Workbook(
         str(path),
-        {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
+        # in_memory: the parts are assembled in memory, not in temporary files (half the CPU of
+        # a small workbook; listings in a workbook are bounded, so memory is too)
+        {
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+            "in_memory": True,
+        },
     )
     wb.set_properties({"title": _title(data, company)})
     f = _Formats(wb)
