@@ -181,24 +181,15 @@ def _write_xlsx(
 ) -> None:
     """The report for people: a summary sheet and one sheet of every line, in Chinese, amounts
     in 元 as numbers."""
-    import xlsxwriter
-
     from .money import fen_to_yuan
     from .reasons import REASONS
+    from .statements.xlsx import new_workbook
 
     def yuan(fen: int) -> float:
         return float(fen_to_yuan(fen))
 
     tmp = path.with_name(f".{path.name}.tmp")
-    wb = xlsxwriter.Workbook(
-        str(tmp),
-        {
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-            "constant_memory": True,
-        },
-    )
+    wb = new_workbook(tmp, in_memory=False, constant_memory=True)
     bold = wb.add_format({"bold": True})
     head = wb.add_format({"bold": True, "border": 1, "bg_color": "#E8ECF2"})
     money = wb.add_format({"num_format": "#,##0.00"})

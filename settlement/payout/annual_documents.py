@@ -16,7 +16,7 @@ from ..clock import local_text
 from ..money import fen_to_yuan, format_yuan, rmb_upper
 from ..outputs import sha256_file
 from ..statements.html import _document, _e, _head, _n, _y
-from ..statements.xlsx import _Formats, _merged, _wrapped
+from ..statements.xlsx import _Formats, _merged, _wrapped, new_workbook
 from .annual import AnnualData
 from .documents import print_landscape
 
@@ -233,22 +233,11 @@ def _xlsx_cell(ws, f, row: int, col: int, cell, bold: bool = False) -> None:
 
 
 def write_xlsx(path: Path, data: AnnualData, company: str | None) -> None:
-    import xlsxwriter
 
     summary = company is None
     headers = MONTH_HEADERS + (BUDGET_HEADERS if summary else [])
     last = len(headers) - 1
-    wb = xlsxwriter.Workbook(
-        str(path),
-        # in_memory: the parts are assembled in memory, not in temporary files (half the CPU of
-        # a small workbook; listings in a workbook are bounded, so memory is too)
-        {
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-            "in_memory": True,
-        },
-    )
+    wb = new_workbook(path)
     wb.set_properties({"title": _title(data, company)})
     f = _Formats(wb)
     ws = wb.add_worksheet("年度结算")

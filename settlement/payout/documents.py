@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ..clock import local_text
 from ..money import fen_to_yuan, format_yuan, rmb_upper
 from ..statements import excel_safe
-from ..statements.xlsx import _Formats, _merged, _shown, _wrapped
+from ..statements.xlsx import _Formats, _merged, _shown, _wrapped, new_workbook
 
 #: The Parquet's columns, exactly as SPEC §10 fixes them.
 PARQUET_SCHEMA = pa.schema(
@@ -126,19 +126,8 @@ def write_csv(path: Path, batch_id: str, lines: list[dict]) -> None:
 
 def write_xlsx(path: Path, batch: dict, lines: list[dict], detail: list[dict], names: dict) -> None:
     """The 拨付清单 workbook: the signed sheet, then each company's months."""
-    import xlsxwriter
 
-    wb = xlsxwriter.Workbook(
-        str(path),
-        # in_memory: the parts are assembled in memory, not in temporary files (half the CPU of
-        # a small workbook; listings in a workbook are bounded, so memory is too)
-        {
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-            "in_memory": True,
-        },
-    )
+    wb = new_workbook(path)
     title = f"{batch['league_name']}快递进村补贴资金拨付清单"
     wb.set_properties({"title": title, "comments": f"拨付批次 {batch['batch_id']}"})
     f = _Formats(wb)

@@ -468,13 +468,10 @@ def overview_rows(sim) -> list[list]:
 
 def write_xlsx(sim, path: Path) -> None:
     """The summary workbook: 总览 (with a native chart), then one sheet per table."""
-    import xlsxwriter
+    from ..statements.xlsx import new_workbook
 
     names = Names(sim.cfg)
-    wb = xlsxwriter.Workbook(
-        str(path),
-        {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
-    )
+    wb = new_workbook(path)
     wb.set_properties(
         {"title": title(sim), "author": f"{sim.league_name}邮政管理局", "comments": "政策模拟测算"}
     )

@@ -143,21 +143,24 @@ def _merged(ws, row: int, first: int, last: int, text: str, fmt) -> None:
         ws.merge_range(row, first, row, last, text, fmt)
 
 
-def write_statement_xlsx(path: Path, data: MonthData, lay: Layout) -> None:
-    """The statement workbook: the signed sheet 结算单, then its listings."""
+def new_workbook(path: Path, **options):
+    """A workbook for untrusted text: nothing written is taken for a formula, URL or number.
+    in_memory: the parts are assembled in memory, not in temporary files (half the CPU of a
+    small workbook; listings in a workbook are bounded, so memory is too)."""
     import xlsxwriter
 
-    wb = xlsxwriter.Workbook(
-        str(path),
-        # in_memory: the parts are assembled in memory, not in temporary files (half the CPU of
-        # a small workbook; listings in a workbook are bounded, so memory is too)
-        {
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-            "in_memory": True,
-        },
-    )
+    settings = {
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+        "strings_to_numbers": False,
+        "in_memory": True,
+    }
+    return xlsxwriter.Workbook(str(path), settings | options)
+
+
+def write_statement_xlsx(path: Path, data: MonthData, lay: Layout) -> None:
+    """The statement workbook: the signed sheet 结算单, then its listings."""
+    wb = new_workbook(path)
     created = dt.datetime.fromisoformat(data.generated_at).replace(tzinfo=None)
     wb.set_properties(
         {
