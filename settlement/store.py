@@ -352,16 +352,12 @@ def require_store(store: Path) -> None:
         )
 
 
-def search_path(con: duckdb.DuckDBPyConnection, store: Path, cwd: bool = True) -> None:
-    """Let the connection resolve the store's relative paths (and, unless sandboxed, the
-    current directory's)."""
-    dirs = [str(store_root(store))]
-    # once only: DuckDB looks a relative glob up in every directory listed, so the store's own
-    # directory listed twice (a run working in its output folder, as the portal's do) would
-    # read every output file twice
-    if cwd and os.path.realpath(os.getcwd()) != os.path.realpath(dirs[0]):
-        dirs.append(os.getcwd())
-    con.execute("SET file_search_path = ?", [",".join(dirs)])
+def search_path(con: duckdb.DuckDBPyConnection, store: Path) -> None:
+    """Let the connection resolve the store's relative paths against the store's directory
+    only. DuckDB looks a relative glob up in every directory of file_search_path and reads all
+    it finds: with the working directory listed too, a store's views read the `ledger/` of any
+    other store that happened to be there (or, listed twice, their own files twice)."""
+    con.execute("SET file_search_path = ?", [str(store_root(store))])
 
 
 def _migrate(con: duckdb.DuckDBPyConnection, store: Path) -> None:
@@ -670,7 +666,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, store: Path, temp: bool = Fals
             ).fetchall()
         ]
     if not temp:
-        search_path(con, store, cwd=False)
+        search_path(con, store)
     create = "CREATE OR REPLACE TEMP VIEW" if temp else "CREATE OR REPLACE VIEW"
     have_ledger = False
     for kind in VIEW_KINDS:

@@ -251,3 +251,16 @@ def test_a_run_made_from_inside_the_output_folder_reads_each_output_once(tmp_pat
     assert "ALREADY_SETTLED" in second.output
     assert desk.sql("SELECT COUNT(*) FROM rejects WHERE reason_code = 'ALREADY_SETTLED'") == [(1,)]
     assert desk.cli("verify", "--out", ".").exit_code == 0
+
+
+def test_another_stores_outputs_in_the_working_directory_are_never_read(tmp_path, monkeypatch):
+    # relative view globs were looked up in the working directory as well: run from a folder
+    # holding another store's ledger/, a store's settled_waybills read that store's waybills
+    other = Desk(tmp_path / "other")
+    other.run("2025-02", p("F1", "2025-02-05"))
+    desk = Desk(tmp_path / "mine")
+    monkeypatch.chdir(other.out)  # ledger/ of the other store right here
+    first = desk.run("2025-03", p("F1", "2025-03-05"))
+    assert "ALREADY_SETTLED" not in first.output
+    assert desk.sql("SELECT COUNT(*) FROM ledger") == [(1,)]
+    assert desk.sql("SELECT COUNT(*) FROM settled_waybills") == [(1,)]
