@@ -966,6 +966,7 @@ def seal(
     运行该月结算的人（须由另一人审核封存）。公示开始早于本月结算完成的日期时照常封存，并给出
     提示。
     """
+    from .events import Actor
     from .lock import store_lock
     from .months import seal_month
     from .statements import details_written, rerender
@@ -984,7 +985,8 @@ def seal(
         row = seal_month(store, league, month, approval)
         out_dir = recorded_out(store)
         keep = details_written(out_dir, league, month)
-        rerender(out_dir, cfg, league, month, store, why="seal", with_detail=keep)
+        sealer = Actor.cli(default=row["reviewed_by"])  # as seal_month took it
+        rerender(out_dir, cfg, league, month, store, sealer, "seal", with_detail=keep)
     click.echo(
         f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审核人 {row['reviewed_by']}，"
         f"审批人 {row['approved_by']}，审批文号 {row['approval_ref']}，公示 {notice_start} 至 "

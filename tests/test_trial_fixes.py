@@ -105,6 +105,10 @@ def test_a_notice_that_began_before_the_run_finished_is_sealed_with_a_warning(tm
     entry = desk.sql("SELECT entry_id FROM journal WHERE kind = 'seal'")[0][0]
     recorded = json.loads((desk.out / "journal" / f"{entry}.json").read_text(encoding="utf-8"))
     assert recorded["warnings"][0].startswith("公示开始日期 2025-03-01 早于本月结算完成的日期")
+    # without $SETTLE_USER the reviewer named is who sealed, and who rendered the statements
+    assert desk.sql(
+        "SELECT action, actor FROM events WHERE action IN ('seal', 'statements') ORDER BY seq"
+    ) == [("seal", "审核员"), ("statements", "审核员")]
 
 
 def test_reconcile_with_a_store_writes_beside_the_months_outputs(tmp_path, monkeypatch):
