@@ -982,10 +982,11 @@ def seal(
         "approval_ref": approval_ref,
     }
     with store_lock(store, say=lambda m: click.echo(m, err=True)):
-        row = seal_month(store, league, month, approval)
+        # the person sealing: $SETTLE_USER, else the reviewer named (see seal_month)
+        sealer = Actor.cli(default=reviewed_by.strip() or None)
+        row = seal_month(store, league, month, approval, sealer)
         out_dir = recorded_out(store)
         keep = details_written(out_dir, league, month)
-        sealer = Actor.cli(default=row["reviewed_by"])  # as seal_month took it
         rerender(out_dir, cfg, league, month, store, sealer, "seal", with_detail=keep)
     click.echo(
         f"已封存 盟市 {league} {month}（批次 {row['run_id']}，审核人 {row['reviewed_by']}，"

@@ -437,7 +437,6 @@ def _check_xlsx_size(data: bytes, path: Path) -> None:
             f"XLSX 解压后有 {unpacked / (1 << 20):,.0f} MB，超过 {MAX_XLSX_UNPACKED >> 20:,} MB "
             "的上限；请另存为 CSV 后提交",
         )
-    names = _sheet_names(book)
     # the used range's last column: the widest cell reference (only two- and three-letter
     # columns, AA…, are matched: rare in logs), or, where cells come without references, the
     # most cells in one row; its last row: the last <row r="…"> (rows are written in order) or
@@ -465,7 +464,7 @@ def _check_xlsx_size(data: bytes, path: Path) -> None:
             return  # a damaged member: the reader says so
         last_col = max(last_col, 26 if last_row else 0)
         if last_row * last_col > MAX_XLSX_CELLS:
-            sheet = names.get(info.filename, info.filename.rsplit("/", 1)[-1])
+            sheet = _sheet_names(book).get(info.filename, info.filename.rsplit("/", 1)[-1])
             raise InputFileError(
                 path,
                 f"工作表“{sheet}”的使用范围过大（有内容的单元格直到第 {last_row:,} 行、第 "
