@@ -88,7 +88,10 @@ def test_a_notice_that_began_before_the_run_finished_is_sealed_with_a_warning(tm
     desk = Desk(tmp_path)
     today = {"SETTLE_TODAY": "2026-12-20"}
     desk.run("2025-02", p("F1", "2025-02-05"))
-    (settled_on,) = desk.sql("SELECT CAST(finished_at AS DATE) FROM runs")[0]
+    from settlement.clock import to_local
+
+    # finished_at is recorded in UTC; the date people read is Beijing's
+    settled_on = to_local(desk.sql("SELECT finished_at FROM runs")[0][0]).date()
     result = desk.cli(
         "seal",
         *("--league", "150700", "--month", "2025-02", "--store", desk.store),
